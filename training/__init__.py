@@ -1,0 +1,1 @@
+"""How a router is made: data → fine-tuned encoder → calibrated, exported bundle."""

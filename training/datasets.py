@@ -1,0 +1,281 @@
+"""Complaint data in, one canonical record out; splits by time that never leak.
+
+Which source field feeds which head is configuration (a dataset YAML in `data/datasets/`), not
+code. A source may feed only some heads: the older-taxonomy Haikou tickets carry a department only,
+and training uses them for that head alone.
+
+    name: haikou12345
+    taxonomy: ../taxonomies/haikou12345        # paths are relative to the YAML file
+    sources:
+      - path: ../haikou12345/tickets-2018-02-to-04.jsonl.gz
+        id: ticket_id
+        text: text
+        time: {field: ticket_id, format: "%Y%m%d", chars: 8}
+        heads: {category: cat2, subcategory: [cat2, cat3], department: dept}
+    splits:                                     # by time; `until` is exclusive
+      train: {until: "2018-04-01"}
+      dev: {from: "2018-04-01", until: "2018-04-16"}
+      test: {from: "2018-04-16"}
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from model.errors import DataError
+from model.normalize import normalize_text, text_hash
+from model.taxonomy import HEADS, Taxonomy, load_taxonomy, subcategory_key
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One complaint in canonical form. `labels` holds only the heads this row has."""
+
+    id: str
+    text: str  # normalised: what the model sees
+    labels: Mapping[str, str]
+    source: str
+    time: datetime | None = None
+    raw_text: str = ""
+
+    @property
+    def text_hash(self) -> str:
+        return text_hash(self.text)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """How one file's fields map onto a Record."""
+
+    path: Path
+    text: str | Sequence[str] = "text"  # several fields are joined with a newline (title, body)
+    id: str | None = None
+    time: Mapping[str, Any] | None = None  # {field, format, chars?}
+    heads: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = [h for h in self.heads if h not in HEADS]
+        if unknown:
+            raise DataError(f"source {self.path}: unknown head(s) {unknown}; heads are {HEADS}")
+        sub = self.heads.get("subcategory")
+        if sub is not None and (isinstance(sub, str) or len(sub) != 2):
+            raise DataError(f"source {self.path}: subcategory must be [category_field, "
+                            "subcategory_field], since subcategory names repeat across categories")
+        if self.time is not None and not {"field", "format"} <= set(self.time):
+            raise DataError(f"source {self.path}: time needs `field` and `format` "
+                            "(a strptime format), e.g. {field: ticket_id, format: '%Y%m%d', chars: 8}")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    taxonomy_dir: Path
+    sources: tuple[SourceConfig, ...]
+    splits: Mapping[str, Mapping[str, str]]
+    path: Path | None = None
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        present = {h for s in self.sources for h in s.heads}
+        return tuple(h for h in HEADS if h in present)
+
+
+def load_dataset_config(path: str | Path) -> DatasetConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(f"cannot read dataset config {path}: {exc}") from exc
+    if not isinstance(raw, dict) or "sources" not in raw or "taxonomy" not in raw:
+        raise DataError(f"{path}: a dataset config needs `name`, `taxonomy` and `sources`")
+    base = path.parent
+    sources = []
+    for i, s in enumerate(raw["sources"]):
+        if not isinstance(s, dict) or "path" not in s:
+            raise DataError(f"{path}: sources[{i}] needs a `path`")
+        known = {"path", "text", "id", "time", "heads", "name"}
+        if set(s) - known:
+            raise DataError(f"{path}: sources[{i}] has unknown keys {sorted(set(s) - known)}")
+        sources.append(SourceConfig(**{**s, "path": (base / s["path"]).resolve(),
+                                       "name": s.get("name") or Path(s["path"]).name}))
+    splits = raw.get("splits") or {}
+    unknown_splits = set(splits) - set(SPLITS)
+    if unknown_splits:
+        raise DataError(f"{path}: unknown split(s) {sorted(unknown_splits)}; use {SPLITS}")
+    return DatasetConfig(name=raw.get("name", path.stem), taxonomy_dir=(base / raw["taxonomy"]),
+                         sources=tuple(sources), splits=splits, path=path)
+
+
+def read_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL or CSV file, optionally gzipped."""
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    opener = gzip.open if path.suffix == ".gz" else open
+    kind = path.suffixes[-2] if path.suffix == ".gz" and len(path.suffixes) > 1 else path.suffix
+    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        if kind == ".jsonl":
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+        elif kind == ".csv":
+            yield from csv.DictReader(io.StringIO(f.read()))
+        else:
+            raise DataError(f"{path}: unsupported format {kind!r}; use .jsonl or .csv (optionally .gz)")
+
+
+def records_from_rows(rows: Iterable[Mapping[str, Any]], source: SourceConfig) -> Iterator[Record]:
+    """Map rows (dicts, or a `datasets.Dataset`) onto Records as the source config says."""
+    for n, row in enumerate(rows):
+        fields = [source.text] if isinstance(source.text, str) else list(source.text)
+        parts = [row.get(f) for f in fields]
+        if not all(isinstance(p, str) for p in parts):
+            raise DataError(f"{source.path} row {n + 1}: field(s) {fields} missing or not text")
+        raw = "\n".join(p for p in parts if p)
+        text = normalize_text(raw)
+        if not text:
+            continue
+        labels = {}
+        for head, fields in source.heads.items():
+            if isinstance(fields, str):
+                value = str(row.get(fields) or "").strip()
+            else:
+                parts = [str(row.get(f) or "").strip() for f in fields]
+                value = subcategory_key(*parts) if all(parts) else ""
+            if value:
+                labels[head] = value
+        rid = str(row[source.id]) if source.id and row.get(source.id) is not None else f"{source.name}:{n}"
+        yield Record(id=rid, text=text, labels=labels, source=source.name,
+                     time=_parse_time(row, source), raw_text=raw)
+
+
+def _parse_time(row: Mapping[str, Any], source: SourceConfig) -> datetime | None:
+    if source.time is None:
+        return None
+    value = str(row.get(source.time["field"]) or "")
+    chars = source.time.get("chars")
+    if chars:
+        value = value[: int(chars)]
+    try:
+        return datetime.strptime(value.strip(), source.time["format"])
+    except ValueError as exc:
+        raise DataError(f"{source.path}: time {value!r} does not match format "
+                        f"{source.time['format']!r}") from exc
+
+
+@dataclass
+class Dataset:
+    """All records of a dataset config, checked against its taxonomy."""
+
+    config: DatasetConfig
+    taxonomy: Taxonomy
+    records: list[Record]
+    dropped_labels: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        return self.config.heads
+
+    def split(self) -> dict[str, list[Record]]:
+        return split_by_time(self.records, self.config.splits)
+
+
+def load_dataset(config: DatasetConfig | str | Path) -> Dataset:
+    if not isinstance(config, DatasetConfig):
+        config = load_dataset_config(config)
+    taxonomy = load_taxonomy(config.taxonomy_dir)
+    spaces = {h: set(taxonomy.labels(h)) for h in config.heads}
+    records, dropped = [], Counter()
+    for source in config.sources:
+        for rec in records_from_rows(read_rows(source.path), source):
+            unknown = [h for h, v in rec.labels.items() if v not in spaces[h]]
+            if unknown:
+                dropped.update(unknown)
+                rec = Record(rec.id, rec.text, {h: v for h, v in rec.labels.items() if h not in unknown},
+                             rec.source, rec.time, rec.raw_text)
+            records.append(rec)
+    return Dataset(config=config, taxonomy=taxonomy, records=records, dropped_labels=dropped)
+
+
+def split_by_time(records: Sequence[Record], bounds: Mapping[str, Mapping[str, str]]
+                  ) -> dict[str, list[Record]]:
+    """Assign records to splits by time, then drop from later splits every text seen earlier.
+
+    A text is "seen" by its normalised hash, so a repeat of a training complaint never counts as
+    a dev or test example. Records without a time go to train.
+    """
+    parsed = {name: (_bound(b.get("from")), _bound(b.get("until"))) for name, b in bounds.items()}
+    out: dict[str, list[Record]] = {name: [] for name in SPLITS if name in bounds or name == "train"}
+    for rec in records:
+        target = "train" if rec.time is None else None
+        for name, (lo, hi) in parsed.items():
+            if target is None and (lo is None or rec.time >= lo) and (hi is None or rec.time < hi):
+                target = name
+        if target is not None:
+            out[target].append(rec)
+    seen: set[str] = set()
+    for name in SPLITS:
+        if name not in out:
+            continue
+        out[name] = [r for r in out[name] if r.text_hash not in seen]
+        seen.update(r.text_hash for r in out[name])
+    return out
+
+
+def _bound(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
+
+
+def report(dataset: Dataset) -> dict[str, Any]:
+    """What a data scientist checks before training: sizes, long tail, repeats, label conflicts."""
+    recs = dataset.records
+    splits = dataset.split() if dataset.config.splits else {"train": recs}
+    by_hash: dict[str, list[Record]] = defaultdict(list)
+    for r in recs:
+        by_hash[r.text_hash].append(r)
+    groups = [g for g in by_hash.values() if len(g) > 1]
+    heads: dict[str, Any] = {}
+    for head in dataset.heads:
+        counts = Counter(r.labels[head] for r in recs if head in r.labels)
+        labelled = sum(counts.values())
+        conflicting = [g for g in groups if len({r.labels.get(head) for r in g if head in r.labels}) > 1]
+        majority = [Counter(r.labels[head] for r in g if head in r.labels).most_common(1)[0][1]
+                    for g in groups if any(head in r.labels for r in g)]
+        in_groups = sum(sum(1 for r in g if head in r.labels) for g in groups)
+        heads[head] = {
+            "rows_labelled": labelled,
+            "labels_used": len(counts),
+            "labels_in_taxonomy": len(dataset.taxonomy.labels(head)),
+            "top": counts.most_common(5),
+            "labels_under_5_rows": sum(1 for c in counts.values() if c < 5),
+            "rows_in_top_10pct_labels": round(
+                sum(c for _, c in counts.most_common(max(1, len(counts) // 10))) / max(labelled, 1), 3),
+            "duplicate_groups_with_conflict": len(conflicting),
+            "majority_share_in_duplicate_groups": round(sum(majority) / max(in_groups, 1), 3),
+        }
+    return {
+        "dataset": dataset.config.name,
+        "rows": len(recs),
+        "rows_by_source": dict(Counter(r.source for r in recs)),
+        "splits": {k: len(v) for k, v in splits.items()},
+        "duplicate_groups": len(groups),
+        "rows_in_duplicate_groups": sum(len(g) for g in groups),
+        "labels_dropped_not_in_taxonomy": dict(dataset.dropped_labels),
+        "heads": heads,
+    }
