@@ -1,0 +1,71 @@
+"""The Router answers per text: hierarchy-consistent, calibrated, with the duty-list entry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.router import Router
+
+TEXTS = [
+    "市民来电反映: 秀英区向荣北路金美花园外面很多机动车违停，请交警局核实处理，谢谢！",
+    "其原来在公司上班有社保，请问辞职出来了个人社保怎么交费？",
+    "龙华区南沙路坡博新村二巷102号处有一盏路灯不亮",
+]
+
+
+@pytest.fixture(scope="module")
+def router(tiny_bundle):
+    return Router.load(tiny_bundle.path)
+
+
+def test_one_routing_per_text_in_order(router):
+    routings = router.route(TEXTS)
+    assert len(routings) == 3
+    for text, r in zip(TEXTS, routings, strict=True):
+        assert r.text and "核实处理" not in r.text
+        assert r.decision in ("auto", "review")
+        assert r.model_version == "tiny-v1"
+
+    # Batching changes answers only within int8 noise (dynamic quantisation scales per batch).
+    single = router.predict_proba(TEXTS[:1])
+    batched = router.predict_proba(TEXTS)
+    for head in single:
+        np.testing.assert_allclose(single[head][0], batched[head][0], atol=0.01)
+
+
+def test_subcategory_never_contradicts_category(router):
+    for r in router.route(TEXTS):
+        assert r.subcategory.label.split("/", 1)[0] == r.category.label
+        assert r.duty.category == r.category.label
+        assert r.duty.key == r.subcategory.label
+        assert len(r.department.top) == 3
+        confidences = [c for _, c in r.department.top]
+        assert confidences == sorted(confidences, reverse=True)
+
+
+def test_probabilities_and_embeddings(router):
+    probs = router.predict_proba(TEXTS)
+    for head, p in probs.items():
+        assert p.shape == (3, len(router.spaces[head]))
+        np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+    emb = router.embed(TEXTS)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-3)
+
+
+def test_text_that_normalises_to_nothing_goes_to_review(router):
+    [r] = router.route(["请交警核实处理！（请职能局按规定在30分钟内联系市民，响应处置）"])
+    assert r.text == ""
+    assert r.decision == "review"
+
+
+def test_empty_batch(router):
+    assert router.route([]) == []
+
+
+def test_to_dict_is_json_ready(router):
+    import json
+
+    d = router.route(TEXTS[:1])[0].to_dict()
+    json.dumps(d, ensure_ascii=False)
+    assert set(d) >= {"category", "subcategory", "department", "duty", "decision", "model_version"}

@@ -1,0 +1,68 @@
+"""ONNX export: parity with torch, and the int8 accuracy gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from model.errors import BundleError
+from training.export import check_parity, check_quantization, export_onnx, onnx_outputs, quantize_int8
+from training.finetune import MultiHeadModel
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_encoder_dir):
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(tiny_encoder_dir, add_pooling_layer=False,
+                                        attn_implementation="eager")
+    return MultiHeadModel(encoder, {"category": 5, "department": 7}).eval()
+
+
+def test_onnx_matches_torch_on_a_tiny_model(tmp_path, tiny_model):
+    path = tmp_path / "m.onnx"
+    export_onnx(tiny_model, ["category", "department"], path)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, tiny_model.encoder.config.vocab_size, (4, 11))
+    mask = np.ones_like(ids)
+    mask[1, 6:] = 0
+    assert check_parity(tiny_model, ["category", "department"], path, ids, mask) < 1e-4
+    logits_cat, logits_dep, emb = onnx_outputs(path, ids, mask)
+    assert logits_cat.shape == (4, 5) and logits_dep.shape == (4, 7)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+
+def test_parity_gate_fails_loudly_when_the_graph_differs(tmp_path, tiny_model):
+    path = tmp_path / "m.onnx"
+    export_onnx(tiny_model, ["category", "department"], path)
+    with torch.no_grad():
+        tiny_model.heads["category"].bias += 1.0  # the torch model moves on; the export is stale
+    try:
+        ids = np.full((1, 5), 6)
+        with pytest.raises(BundleError, match="disagrees"):
+            check_parity(tiny_model, ["category", "department"], path, ids, np.ones_like(ids))
+    finally:
+        with torch.no_grad():
+            tiny_model.heads["category"].bias -= 1.0
+
+
+def test_int8_export_keeps_the_outputs_close(tmp_path, tiny_model):
+    fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    export_onnx(tiny_model, ["category", "department"], fp32)
+    quantize_int8(fp32, int8)
+    ids = np.full((2, 8), 7)
+    a = onnx_outputs(fp32, ids, np.ones_like(ids))
+    b = onnx_outputs(int8, ids, np.ones_like(ids))
+    assert [x.shape for x in a] == [x.shape for x in b]
+    cosine = (a[-1] * b[-1]).sum(1)  # both embeddings are unit vectors
+    assert cosine.min() > 0.9
+
+
+def test_quantization_gate():
+    targets = {"category": np.array([0, 1, 1, -100])}
+    good = {"category": np.array([[2.0, 0], [0, 2], [0, 2], [1, 0]])}
+    bad = {"category": np.array([[2.0, 0], [2, 0], [2, 0], [1, 0]])}
+    assert check_quantization(good, good, targets) == {"category": 0.0}
+    with pytest.raises(BundleError, match="int8"):
+        check_quantization(good, bad, targets)

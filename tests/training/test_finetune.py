@@ -1,0 +1,128 @@
+"""Fine-tuning: masked loss, the cached fast path, resuming, config validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.errors import DataError
+from training import finetune as ft
+from training.datasets import Record
+from training.finetune import FinetuneConfig, MultiHeadModel, class_weights, masked_loss
+
+
+def test_masked_loss_ignores_rows_without_a_label():
+    logits = {"category": torch.randn(4, 3), "department": torch.randn(4, 5)}
+    targets = {"category": torch.tensor([0, -100, 2, -100]), "department": torch.tensor([1, 2, 3, 4])}
+    got = masked_loss(logits, targets)
+    keep = torch.tensor([0, 2])
+    expected = (torch.nn.functional.cross_entropy(logits["category"][keep], torch.tensor([0, 2]))
+                + torch.nn.functional.cross_entropy(logits["department"], targets["department"]))
+    assert torch.isclose(got, expected)
+
+
+def test_a_head_without_labels_in_the_batch_gets_no_gradient():
+    head = torch.nn.Linear(4, 3)
+    dept = torch.nn.Linear(4, 2)
+    x = torch.randn(5, 4)
+    loss = masked_loss({"category": head(x), "department": dept(x)},
+                       {"category": torch.full((5,), -100), "department": torch.tensor([0, 1, 0, 1, 0])})
+    loss.backward()
+    assert head.weight.grad is None
+    assert dept.weight.grad is not None and dept.weight.grad.abs().sum() > 0
+
+
+def test_class_weights_keep_the_mean_row_weight_at_one():
+    targets = torch.tensor([0, 0, 0, 0, 1, -100])
+    w = class_weights(targets, 3, power=0.5)
+    counts = torch.tensor([4.0, 1.0, 1.0])
+    assert w[1] > w[0]
+    assert torch.isclose((w * counts)[:2].sum() / 5, torch.tensor(1.0), atol=0.25)
+
+
+def test_cached_lower_layers_give_the_same_logits_as_the_full_model(tiny_encoder_dir):
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(tiny_encoder_dir, add_pooling_layer=False,
+                                        attn_implementation="eager")
+    model = MultiHeadModel(encoder, {"category": 3, "department": 4}).eval()
+    ids = torch.randint(5, encoder.config.vocab_size, (3, 9))
+    mask = torch.tensor([[1] * 9, [1] * 5 + [0] * 4, [1] * 2 + [0] * 7])
+    full_logits, full_emb = model(ids, mask)
+    cached = model.lower(ids, mask, stop=1)
+    part_logits, part_emb = model.forward_from(cached, mask, start=1)
+    for head in full_logits:
+        torch.testing.assert_close(full_logits[head], part_logits[head], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(full_emb, part_emb, atol=1e-5, rtol=1e-5)
+    # the same agrees with the encoder's own forward (mean pooling over the mask)
+    hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    torch.testing.assert_close(torch.nn.functional.normalize(pooled, dim=-1), full_emb,
+                               atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [{"layers": 0}, {"layers": 2, "frozen_layers": 2},
+                                    {"max_length": 4}, {"device": "tpu"}, {"epochs": 0}])
+def test_invalid_configs_say_what_is_wrong(kwargs):
+    with pytest.raises(DataError):
+        FinetuneConfig(**kwargs)
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(DataError, match="quick"):
+        FinetuneConfig.preset("fast")
+
+
+def _records(sample, n):
+    return [r for r in sample.records if "category" in r.labels][:n]
+
+
+def test_training_learns_and_resumes_to_the_same_weights(tmp_path, monkeypatch, haikou_sample,
+                                                         tiny_encoder_dir):
+    train = _records(haikou_sample, 120) + [r for r in haikou_sample.records
+                                            if "category" not in r.labels][:40]
+    dev = _records(haikou_sample, 160)[120:]
+    spaces = {h: haikou_sample.taxonomy.labels(h) for h in ("category", "department")}
+    config = FinetuneConfig.preset("tiny", base=str(tiny_encoder_dir), epochs=2, patience=5)
+
+    straight = ft.finetune(train, dev, spaces, config)
+    assert len(straight.history) == 2
+    assert straight.history[1]["train_loss"] < straight.history[0]["train_loss"]
+
+    calls = {"n": 0}
+    real = ft.predict_logits
+
+    def crash_on_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ft, "predict_logits", crash_on_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        ft.finetune(train, dev, spaces, config, checkpoint_dir=tmp_path)
+    assert (tmp_path / "checkpoint.pt").exists()
+    monkeypatch.setattr(ft, "predict_logits", real)
+    resumed = ft.finetune(train, dev, spaces, config, checkpoint_dir=tmp_path)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(),
+                                 resumed.model.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_resume_refuses_a_checkpoint_from_another_config(tmp_path, haikou_sample, tiny_encoder_dir):
+    train, dev = _records(haikou_sample, 40), _records(haikou_sample, 60)[40:]
+    spaces = {"category": haikou_sample.taxonomy.labels("category")}
+    config = FinetuneConfig.preset("tiny", base=str(tiny_encoder_dir), epochs=1)
+    ft.finetune(train, dev, spaces, config, checkpoint_dir=tmp_path)
+    with pytest.raises(DataError, match="different configuration"):
+        ft.finetune(train, dev, spaces, FinetuneConfig.preset("tiny", base=str(tiny_encoder_dir),
+                                                              epochs=1, lr=1e-3),
+                    checkpoint_dir=tmp_path)
+
+
+def test_rows_without_any_known_label_are_refused(haikou_sample, tiny_encoder_dir):
+    rows = [Record(id="1", text="路灯不亮", labels={}, source="x")]
+    with pytest.raises(DataError, match="no training row"):
+        ft.finetune(rows, rows, {"category": ("A",)},
+                    FinetuneConfig.preset("tiny", base=str(tiny_encoder_dir)))
