@@ -1,0 +1,1 @@
+"""The store: routing log, registered complaints, review queue, responses and audit log."""
