@@ -51,10 +51,15 @@ def decode(probs: Mapping[str, np.ndarray], spaces: Mapping[str, Sequence[str]],
             raise ValueError("subcategory keys must start with a known category")
         joint = sub * cat[:, parents]  # n × subcategories
         order["subcategory"] = np.argsort(-joint, axis=1, kind="stable")
-        # A category ranks by its best joint subcategory score: top-1 is the top subcategory's parent.
-        best = np.full(cat.shape, -1.0)
-        np.maximum.at(best.T, parents, joint.T)
-        order["category"] = np.argsort(-best, axis=1, kind="stable")
+        # A category ranks by its best subcategory's place in that order (so by its best joint
+        # score, ties broken as the subcategories' were): top-1 is the top subcategory's parent.
+        # Categories without subcategories come last.
+        place = np.empty_like(order["subcategory"])
+        np.put_along_axis(place, order["subcategory"],
+                          np.broadcast_to(np.arange(joint.shape[1]), joint.shape), axis=1)
+        first = np.full(cat.shape, joint.shape[1])
+        np.minimum.at(first.T, parents, place.T)
+        order["category"] = np.argsort(first, axis=1, kind="stable")
     for head, p in probs.items():
         if head not in order:
             order[head] = np.argsort(-p, axis=1, kind="stable")

@@ -28,6 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ class Record:
     time: datetime | None = None
     raw_text: str = ""
 
-    @property
+    @cached_property  # splits and reports ask for it several times per record
     def text_hash(self) -> str:
         return text_hash(self.text)
 
@@ -116,6 +117,12 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     unknown_splits = set(splits) - set(SPLITS)
     if unknown_splits:
         raise DataError(f"{path}: unknown split(s) {sorted(unknown_splits)}; use {SPLITS}")
+    for name, bounds in splits.items():
+        if not isinstance(bounds, dict) or set(bounds) - {"from", "until"}:
+            raise DataError(f"{path}: splits.{name} must be a mapping with `from` and/or `until`, "
+                            'e.g. {from: "2018-04-01", until: "2018-04-16"}')
+        for key, value in bounds.items():
+            _bound(value, f"{path}: splits.{name}.{key}")
     return DatasetConfig(name=raw.get("name", path.stem), taxonomy_dir=(base / raw["taxonomy"]),
                          sources=tuple(sources), splits=splits, path=path)
 
@@ -126,7 +133,8 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
         raise DataError(f"data file {path} does not exist")
     opener = gzip.open if path.suffix == ".gz" else open
     kind = path.suffixes[-2] if path.suffix == ".gz" and len(path.suffixes) > 1 else path.suffix
-    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+    # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first cell or line
+    with opener(path, "rt", encoding="utf-8-sig") as f:  # type: ignore[operator]
         if kind == ".jsonl":
             for n, line in enumerate(f, 1):
                 if line.strip():
@@ -154,18 +162,23 @@ def records_from_rows(rows: Iterable[Mapping[str, Any]], source: SourceConfig) -
         labels = {}
         for head, fields in source.heads.items():
             if isinstance(fields, str):
-                value = str(row.get(fields) or "").strip()
+                value = _cell(row.get(fields))
             else:
-                parts = [str(row.get(f) or "").strip() for f in fields]
+                parts = [_cell(row.get(f)) for f in fields]
                 value = subcategory_key(*parts) if all(parts) else ""
             if value:
                 labels[head] = value
         rid = str(row[source.id]) if source.id and row.get(source.id) is not None else f"{source.name}:{n}"
         yield Record(id=rid, text=text, labels=labels, source=source.name,
-                     time=_parse_time(row, source), raw_text=raw)
+                     time=_parse_time(row, source, n + 1), raw_text=raw)
 
 
-def _parse_time(row: Mapping[str, Any], source: SourceConfig) -> datetime | None:
+def _cell(value: Any) -> str:
+    """A label cell as text; missing (None) is empty, but 0 is the label "0"."""
+    return "" if value is None else str(value).strip()
+
+
+def _parse_time(row: Mapping[str, Any], source: SourceConfig, n: int) -> datetime | None:
     if source.time is None:
         return None
     value = str(row.get(source.time["field"]) or "")
@@ -175,7 +188,8 @@ def _parse_time(row: Mapping[str, Any], source: SourceConfig) -> datetime | None
     try:
         return datetime.strptime(value.strip(), source.time["format"])
     except ValueError as exc:
-        raise DataError(f"{source.path}: time {value!r} does not match format "
+        raise DataError(f"{source.path} row {n}: time {value!r} (field "
+                        f"{source.time['field']!r}) does not match format "
                         f"{source.time['format']!r}") from exc
 
 
@@ -220,7 +234,8 @@ def split_by_time(records: Sequence[Record], bounds: Mapping[str, Mapping[str, s
     A text is "seen" by its normalised hash, so a repeat of a training complaint never counts as
     a dev or test example. Records without a time go to train.
     """
-    parsed = {name: (_bound(b.get("from")), _bound(b.get("until"))) for name, b in bounds.items()}
+    parsed = {name: (_bound(b.get("from"), f"splits.{name}.from"),
+                     _bound(b.get("until"), f"splits.{name}.until")) for name, b in bounds.items()}
     out: dict[str, list[Record]] = {name: [] for name in SPLITS if name in bounds or name == "train"}
     for rec in records:
         target = "train" if rec.time is None else None
@@ -238,8 +253,14 @@ def split_by_time(records: Sequence[Record], bounds: Mapping[str, Mapping[str, s
     return out
 
 
-def _bound(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(str(value)) if value else None
+def _bound(value: Any, where: str = "split bound") -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise DataError(f"{where}: {value!r} is not an ISO date; write it as YYYY-MM-DD "
+                        "(optionally with a time, e.g. 2018-04-01T12:00)") from exc
 
 
 def report(dataset: Dataset) -> dict[str, Any]:
