@@ -1,0 +1,146 @@
+"""Bundles on disk: one directory per version under `bundles_dir`, and the ACTIVE pointer file.
+
+    bundles/
+      ACTIVE                  one line: the version served by default, e.g. `haikou12345-v2`
+      haikou12345-v1/         a bundle (model/bundle.py)
+      haikou12345-v2/
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.bundle import MANIFEST
+from model.errors import BundleError, InvalidInput, NotFound
+
+ACTIVE_FILE = "ACTIVE"
+# Version names become directory names: no separators, no dot-dot, nothing hidden.
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+HEADLINE_SPLIT = "test"
+
+
+@dataclass(frozen=True)
+class BundleSummary:
+    """What `GET /v1/admin/models` shows for one bundle directory."""
+
+    version: str
+    created: str | None = None
+    dataset: str | None = None
+    precision: str | None = None
+    accuracy: dict[str, float] = field(default_factory=dict)  # per head, on the test split
+    auto_share: float | None = None
+    active: bool = False
+    error: str | None = None
+
+
+def check_version(version: str) -> str:
+    """A version name safe to use as a directory name, or InvalidInput saying what is allowed."""
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise InvalidInput(f"version {version!r} is not a bundle version name: use letters, "
+                           "digits, '.', '_' and '-', starting with a letter or digit "
+                           "(at most 128 characters)", field="version")
+    return version
+
+
+def bundle_path(bundles_dir: Path, version: str) -> Path:
+    """The directory of `version` in `bundles_dir`; NotFound lists the versions that exist."""
+    path = Path(bundles_dir) / check_version(version)
+    if not (path / MANIFEST).is_file():
+        available = ", ".join(v for v in _versions(bundles_dir)) or "none"
+        raise NotFound(f"no bundle {version!r} in {bundles_dir} (available: {available}); "
+                       "train one with `huying train` or check the name")
+    return path
+
+
+def active_version(bundles_dir: Path) -> str | None:
+    """The version named in bundles_dir/ACTIVE, or None when there is no pointer yet."""
+    pointer = Path(bundles_dir) / ACTIVE_FILE
+    try:
+        text = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{pointer} is not readable: {exc}; rewrite it with "
+                          "`huying activate VERSION`") from exc
+    return text or None
+
+
+def active_bundle_path(bundles_dir: Path) -> Path:
+    """The directory of the active bundle; NotFound says how to create or choose one."""
+    version = active_version(bundles_dir)
+    if version is None:
+        available = ", ".join(_versions(bundles_dir))
+        hint = (f"choose one of {available} with `huying activate VERSION`" if available
+                else "train one with `huying train`")
+        raise NotFound(f"no active model: {Path(bundles_dir) / ACTIVE_FILE} does not exist; {hint} "
+                       "(or set HUYING_BUNDLE to a bundle directory)")
+    try:
+        return bundle_path(bundles_dir, version)
+    except InvalidInput as exc:
+        raise BundleError(f"{Path(bundles_dir) / ACTIVE_FILE} names {version!r}: {exc}") from exc
+
+
+def set_active(bundles_dir: Path, version: str) -> Path:
+    """Point bundles_dir/ACTIVE at `version` (which must exist), atomically; returns its path."""
+    path = bundle_path(bundles_dir, version)
+    pointer = Path(bundles_dir) / ACTIVE_FILE
+    tmp = pointer.with_name(f".{ACTIVE_FILE}.tmp-{os.getpid()}")
+    tmp.write_text(version + "\n", encoding="utf-8")
+    os.replace(tmp, pointer)  # readers see the old or the new pointer, never half of one
+    return path
+
+
+def list_bundles(bundles_dir: Path) -> list[BundleSummary]:
+    """Every bundle directory in `bundles_dir`, newest first; unreadable ones carry `error`."""
+    active = active_version(bundles_dir)
+    summaries = [_summary(Path(bundles_dir) / v, active) for v in _versions(bundles_dir)]
+    return sorted(summaries, key=lambda s: (s.created or "", s.version), reverse=True)
+
+
+def _versions(bundles_dir: Path) -> list[str]:
+    try:
+        entries = sorted(Path(bundles_dir).iterdir())
+    except OSError:
+        return []
+    return [p.name for p in entries
+            if p.is_dir() and _VERSION.match(p.name) and (p / MANIFEST).is_file()]
+
+
+def _summary(path: Path, active: str | None) -> BundleSummary:
+    # Read the two small JSON files only: listing must not load every ONNX model.
+    try:
+        manifest = _read_json(path / MANIFEST)
+        metrics = _read_json(path / "metrics.json") if (path / "metrics.json").is_file() else {}
+    except (OSError, ValueError) as exc:
+        return BundleSummary(version=path.name, active=path.name == active,
+                             error=f"unreadable: {exc}")
+    version = str(manifest.get("version", path.name))
+    split = metrics.get(HEADLINE_SPLIT) if isinstance(metrics, dict) else None
+    split = split if isinstance(split, dict) else {}
+    accuracy = {head: float(v["accuracy"]) for head, v in split.items()
+                if isinstance(v, dict) and isinstance(v.get("accuracy"), int | float)}
+    auto_share = split.get("auto_share")
+    return BundleSummary(
+        version=version, created=_opt_str(manifest.get("created")),
+        dataset=_opt_str(manifest.get("dataset")), precision=_opt_str(manifest.get("precision")),
+        accuracy=accuracy,
+        auto_share=float(auto_share) if isinstance(auto_share, int | float) else None,
+        active=path.name == active,
+        error=None if version == path.name else
+        f"bundle.json says version {version!r} but the directory is {path.name!r}")
+
+
+def _read_json(path: Path) -> Any:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} is not a JSON object")
+    return data
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)

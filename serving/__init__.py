@@ -1,0 +1,1 @@
+"""How a router is used: the HTTP API (FastAPI app factory, auth, micro-batching, hot swap)."""

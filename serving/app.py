@@ -1,0 +1,126 @@
+"""The FastAPI app factory: `create_app(settings)`; the router is loaded in the lifespan.
+
+    from serving.app import create_app
+    from serving.settings import load_settings
+    app = create_app(load_settings(bundle="bundles/haikou12345-v1"))
+
+Importing this module loads neither torch nor a model: everything heavy happens when the app
+starts (uvicorn, TestClient, or `async with app.router.lifespan_context(app)`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from model.errors import HuyingError
+from model.router import Router
+from model import registry
+from serving.auth import KeyStore
+from serving.batching import MicroBatcher
+from serving.deps import Services
+from serving.errors import install_error_handlers
+from serving.metrics import Metrics
+from serving.middleware import RequestContextMiddleware
+from serving.model_slot import ModelSlot, RouterLoader
+from serving.routes import admin, health, model, route
+from serving.routing import DuplicateFinder, RoutingService
+from serving.schemas import ComplaintIn, RouteRequest, SwapRequest
+from serving.settings import Settings, batch_workers, load_settings
+
+log = logging.getLogger("huying.serving")
+
+API_VERSION = "1"
+DESCRIPTION = """\
+呼应 (Huying) routes citizen complaints to category, subcategory and responsible department, with
+the duty-list entry (time limit, legal basis) and a decision: `auto` (dispatch) or `review`
+(a person checks first).
+
+**Auth**: every `/v1` endpoint needs an API key, sent as `Authorization: Bearer <key>` or
+`X-API-Key: <key>`. Roles: `intake` routes, `officer` reviews, `admin` manages models (and may do
+everything). **Errors** always have the body `{"error": {"code", "message", "field"?}}`; every
+response carries an `X-Request-ID` header.
+"""
+
+
+def bundle_to_serve(settings: Settings) -> Path:
+    """HUYING_BUNDLE if set, else the version in bundles_dir/ACTIVE; errors say how to fix."""
+    if settings.bundle is not None:
+        return settings.bundle
+    return registry.active_bundle_path(settings.bundles_dir)
+
+
+def create_app(settings: Settings | None = None, *,
+               duplicate_finder: DuplicateFinder | None = None,
+               router_loader: RouterLoader | None = None) -> FastAPI:
+    """A new app with its own metrics registry; `router_loader` is a seam for tests."""
+    settings = settings if settings is not None else load_settings()
+    metrics = Metrics()
+    loader = router_loader or _loader(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        slot = ModelSlot(loader)
+        slot.on_change = lambda r: metrics.set_model(r.version)
+        batcher = MicroBatcher(slot.current, max_size=settings.batch_max_size,
+                               max_wait_s=settings.batch_max_wait_ms / 1000,
+                               max_queue=settings.queue_max, workers=batch_workers(settings),
+                               on_batch=metrics.observe_batch)
+        services = Services(
+            settings=settings, metrics=metrics, keys=KeyStore(settings.api_keys_file), slot=slot,
+            batcher=batcher, routing=RoutingService(batcher, metrics, duplicate_finder))
+        app.state.services = services
+        batcher.start()
+        try:
+            path = bundle_to_serve(settings)
+            result = await slot.swap(path)
+            log.info("serving model %s from %s (loaded in %.1f s)", result.version, path,
+                     result.seconds)
+        except HuyingError as exc:
+            # Stay up, unready: /readyz says why, and an admin can swap a good bundle in.
+            slot.load_error = str(exc)
+            log.error("no model loaded: %s", exc)
+        try:
+            yield
+        finally:
+            await batcher.close()
+            if getattr(app.state, "services", None) is services:
+                del app.state.services
+
+    app = FastAPI(title="Huying 呼应 — complaint routing API", version=API_VERSION,
+                  description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    install_error_handlers(app)
+    for module in (route, model, admin, health):
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _loader(settings: Settings) -> RouterLoader:
+    def load(path: Path) -> Router:
+        return Router.load(path, threads=settings.threads or None,
+                           batch_size=settings.batch_max_size)
+
+    return load
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the bodies that handlers read themselves (serving/body.py)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=app.routes)
+        _, defs = models_json_schema(
+            [(m, "validation") for m in (RouteRequest, ComplaintIn, SwapRequest)],
+            ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,183 @@
+"""Micro-batching: complaints of concurrent requests share one `router.route` call.
+
+Requests put their texts in one queue and await one future per text. A collector task takes the
+first waiting text, then whatever else arrives within `max_wait` (or until `max_size`), and runs
+the batch in a worker thread: onnxruntime and tokenizers release the GIL, so the event loop keeps
+accepting requests meanwhile, and texts arriving during a batch form the next one. Up to
+`workers` batches run at once: by default one per core, each a single-threaded onnxruntime call,
+which uses small CPUs better than one multi-threaded call (numbers in serving/settings.py).
+
+- The router is looked up when a batch starts: a hot swap never changes a running batch.
+- If `route` raises, the batch is retried one text at a time, so an error fails only the texts
+  that cause it (each gets a RoutingFailed), never its neighbours.
+- The queue is bounded: past `max_queue` waiting texts a request is refused whole with
+  Overloaded (503, Retry-After) instead of queueing unbounded latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from model.router import Router, Routing
+from serving.errors import ModelNotReady, Overloaded, RoutingFailed
+
+log = logging.getLogger("huying.serving")
+
+BatchObserver = Callable[[int, float], None]
+
+
+@dataclass
+class _Item:
+    text: str
+    future: asyncio.Future[Routing]
+
+
+class MicroBatcher:
+    """Gathers texts from concurrent callers into batches for the current router."""
+
+    def __init__(self, get_router: Callable[[], Router], *, max_size: int = 32,
+                 max_wait_s: float = 0.004, max_queue: int = 2048, workers: int = 1,
+                 on_batch: BatchObserver | None = None):
+        self._get_router = get_router
+        self.max_size = max_size
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self.workers = workers
+        self._on_batch = on_batch
+        self._queue: deque[_Item] = deque()
+        self._arrived = asyncio.Event()
+        self._free = asyncio.Semaphore(workers)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="huying-batch")
+        self._collector: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        self._collector = asyncio.get_running_loop().create_task(self._collect(),
+                                                                 name="huying-batch-collector")
+
+    async def route(self, texts: Sequence[str]) -> list[Routing | RoutingFailed]:
+        """One Routing per text, in order, or a RoutingFailed for a text the router failed on."""
+        if self._closed:
+            raise ModelNotReady("the server is shutting down; retry on another replica")
+        if len(self._queue) + len(texts) > self.max_queue:
+            raise Overloaded(f"the routing queue is full ({len(self._queue)} complaints waiting, "
+                             f"limit {self.max_queue}); retry after a second")
+        loop = asyncio.get_running_loop()
+        items = [_Item(t, loop.create_future()) for t in texts]
+        self._queue.extend(items)
+        self._arrived.set()
+        results: list[Routing | RoutingFailed] = []
+        try:
+            for item in items:
+                try:
+                    results.append(await item.future)
+                except RoutingFailed as exc:
+                    results.append(exc)
+        finally:
+            # The caller went away (client disconnect): drop its texts that have not started.
+            for item in items:
+                item.future.cancel()
+        return results
+
+    async def close(self) -> None:
+        """Stop taking texts, fail those still queued, wait for running batches."""
+        self._closed = True
+        if self._collector is not None:
+            self._collector.cancel()
+            await asyncio.gather(self._collector, return_exceptions=True)
+        while self._queue:
+            item = self._queue.popleft()
+            if not item.future.done():
+                item.future.set_exception(ModelNotReady("the server shut down before routing "
+                                                        "this complaint; retry"))
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        self._executor.shutdown(wait=True)
+
+    async def _collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._free.acquire()
+            batch = await self._next_batch(loop)
+            task = loop.create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _next_batch(self, loop: asyncio.AbstractEventLoop) -> list[_Item]:
+        batch: list[_Item] = []
+        deadline: float | None = None
+        while len(batch) < self.max_size:
+            if self._queue:
+                item = self._queue.popleft()
+                if not item.future.done():  # skip texts whose caller already went away
+                    batch.append(item)
+                    if deadline is None:
+                        deadline = loop.time() + self.max_wait_s
+                continue
+            self._arrived.clear()
+            if deadline is None:
+                await self._arrived.wait()
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                break
+        return batch
+
+    async def _run(self, batch: list[_Item]) -> None:
+        try:
+            try:
+                router = self._get_router()  # captured once: a swap mid-batch changes nothing
+            except ModelNotReady as exc:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                return
+            started = time.perf_counter()
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._executor, _route_isolating, router, [i.text for i in batch])
+            if self._on_batch is not None:
+                self._on_batch(len(batch), time.perf_counter() - started)
+            for item, result in zip(batch, results, strict=True):
+                if item.future.done():
+                    continue
+                if isinstance(result, RoutingFailed):
+                    item.future.set_exception(result)
+                else:
+                    item.future.set_result(result)
+        except Exception as exc:  # a bug here must not leave callers waiting forever
+            log.exception("micro-batch failed")
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(RoutingFailed(f"routing failed: {exc}"))
+        finally:
+            self._free.release()
+
+
+def _route_isolating(router: Router, texts: list[str]) -> list[Routing | RoutingFailed]:
+    """router.route(texts); if that raises, route text by text so only failing texts fail."""
+    try:
+        routings = router.route(texts)
+        if len(routings) == len(texts):
+            return list(routings)
+        raise RuntimeError(f"the router returned {len(routings)} routings for {len(texts)} texts")
+    except Exception as exc:
+        if len(texts) == 1:
+            log.warning("routing one complaint failed: %s", exc, exc_info=exc)
+            return [RoutingFailed(f"the model ({router.version}) could not route this complaint: "
+                                  f"{type(exc).__name__}: {exc}")]
+    return [r for t in texts for r in _route_isolating(router, [t])]

@@ -1,0 +1,93 @@
+"""FastAPI dependencies and their Annotated aliases: settings, services, the router, API keys.
+
+    @router.post("/v1/route")
+    async def route(key: IntakeKey, settings: SettingsDep, services: ServicesDep): ...
+
+Tests override `get_settings` (app.dependency_overrides) to change limits per request. All are
+`async def`: FastAPI runs plain `def` dependencies in a thread pool, a thread hop per dependency
+per request, which cost more than the work they do (measured: benchmarks/load_bench.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from model.router import Router
+from serving.auth import KeyStore, Principal, Role, presented_key, require
+from serving.batching import MicroBatcher
+from serving.errors import ModelNotReady
+from serving.metrics import Metrics
+from serving.model_slot import ModelSlot
+from serving.routing import RoutingService
+from serving.settings import Settings
+
+
+@dataclass
+class Services:
+    """What the lifespan builds once and every request uses."""
+
+    settings: Settings
+    metrics: Metrics
+    keys: KeyStore
+    slot: ModelSlot
+    batcher: MicroBatcher
+    routing: RoutingService
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_services(request: Request) -> Services:
+    services = getattr(request.app.state, "services", None)
+    if services is None:  # a request before the lifespan ran (or after it ended)
+        raise ModelNotReady("the server is starting or stopping; retry in a moment")
+    return services
+
+
+async def get_router(request: Request) -> Router:
+    return (await get_services(request)).slot.current()
+
+
+async def get_request_id(request: Request) -> str:
+    return getattr(request.state, "request_id", "")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+RouterDep = Annotated[Router, Depends(get_router)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]
+
+# auto_error=False: a missing key is our 401 with our message, not FastAPI's 403. Declared as
+# security schemes so /docs shows an "Authorize" button for either header.
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <key>")
+
+
+async def authenticate(
+    request: Request,
+    # Only for the OpenAPI schema; the headers are parsed below so a malformed one gets a clear 401.
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+    header: Annotated[str | None, Security(_api_key)] = None,
+) -> Principal:
+    key = presented_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    return (await get_services(request)).keys.authenticate(key)
+
+
+def _role(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        return require(principal, role)
+
+    dependency.__name__ = f"require_{role.value}"
+    return dependency
+
+
+AnyKey = Annotated[Principal, Depends(authenticate)]
+IntakeKey = Annotated[Principal, Depends(_role(Role.intake))]
+OfficerKey = Annotated[Principal, Depends(_role(Role.officer))]
+AdminKey = Annotated[Principal, Depends(_role(Role.admin))]

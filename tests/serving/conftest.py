@@ -1,0 +1,88 @@
+"""Serving fixtures: a bundles directory holding the tiny bundle, keys per role, a running app."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+from serving.auth import Role, create_key
+from model.registry import set_active
+from serving.settings import Settings, load_settings
+
+# Real Haikou 12345 complaints.
+TEXTS = (
+    "市民来电反映: 秀英区向荣北路金美花园外面很多机动车违停，请交警局核实处理，谢谢！",
+    "其原来在公司上班有社保，请问辞职出来了个人社保怎么交费？",
+    "龙华区南沙路坡博新村二巷102号处有一盏路灯不亮",
+)
+
+
+def copy_bundle(source: Path, bundles_dir: Path, version: str) -> Path:
+    """A copy of `source` as `version`: only bundle.json's version changes (it is not hashed)."""
+    target = bundles_dir / version
+    shutil.copytree(source, target)
+    manifest = json.loads((target / "bundle.json").read_text(encoding="utf-8"))
+    manifest["version"] = version
+    (target / "bundle.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    return target
+
+
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    path = tmp_path_factory.mktemp("keys") / "api_keys.json"
+    return path, {role.value: create_key(path, role, name=f"test {role.value}") for role in Role}
+
+
+@pytest.fixture(scope="session")
+def keys(key_file) -> dict[str, str]:
+    return key_file[1]
+
+
+@pytest.fixture
+def bundles_dir(tmp_path, tiny_bundle) -> Path:
+    """bundles/ with tiny-v1 active and a tiny-v2 next to it (same model, another version)."""
+    directory = tmp_path / "bundles"
+    directory.mkdir()
+    shutil.copytree(tiny_bundle.path, directory / "tiny-v1")
+    copy_bundle(tiny_bundle.path, directory, "tiny-v2")
+    set_active(directory, "tiny-v1")
+    return directory
+
+
+@pytest.fixture
+def settings(tmp_path, bundles_dir, key_file) -> Settings:
+    return load_settings(bundles_dir=bundles_dir, api_keys_file=key_file[0],
+                         demo_keys_file=tmp_path / "demo-keys.txt", batch_max_wait_ms=2)
+
+
+@pytest.fixture
+def client(settings):
+    """A started app (lifespan run: the model is loaded) behind a TestClient."""
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def texts() -> tuple[str, ...]:
+    return TEXTS
+
+
+@pytest.fixture(scope="session")
+def headers(keys) -> dict[str, dict[str, str]]:
+    """Authorization headers per role: headers["intake"], headers["admin"], …"""
+    return {role: {"Authorization": f"Bearer {key}"} for role, key in keys.items()}
+
+
+@pytest.fixture(scope="session")
+def bundle_copy():
+    return copy_bundle
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,119 @@
+"""GET /v1/taxonomy, /v1/model, /healthz, /readyz, /metrics, the OpenAPI schema, error shape."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+
+
+def test_taxonomy_is_the_duty_list_of_the_served_model(client, headers, tiny_bundle):
+    r = client.get("/v1/taxonomy", headers=headers["officer"])
+    assert r.status_code == 200
+    out = r.json()
+    taxonomy = tiny_bundle.taxonomy.to_dict()
+    assert out["model_version"] == "tiny-v1"
+    assert out["name"] == taxonomy["name"]
+    assert out["categories"] == taxonomy["categories"]
+    assert out["departments"] == taxonomy["departments"]
+    assert out["entries"] == taxonomy["entries"]
+
+
+def test_model_shows_version_metrics_and_card(client, headers, tiny_bundle):
+    r = client.get("/v1/model", headers=headers["intake"])
+    assert r.status_code == 200
+    out = r.json()
+    assert out["version"] == "tiny-v1"
+    assert out["metrics"] == tiny_bundle.metrics
+    assert out["heads"] == ["category", "subcategory", "department"]
+    assert out["labels"]["category"] == len(tiny_bundle.spaces["category"])
+    assert out["model_card"].startswith("# Huying router tiny-v1")
+    assert out["dataset"] == "haikou12345" and out["precision"] == "int8"
+
+
+@pytest.mark.parametrize("path", ["/v1/taxonomy", "/v1/model"])
+def test_model_endpoints_need_a_key(client, path):
+    r = client.get(path)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unauthorized"
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "alive", "model_version": None}
+    assert client.get("/readyz").json() == {"status": "ready", "model_version": "tiny-v1"}
+
+
+def test_without_a_model_the_app_is_alive_but_not_ready(settings, headers, tmp_path):
+    broken = settings.model_copy(update={"bundle": tmp_path / "missing"})
+    with TestClient(create_app(broken)) as c:
+        assert c.get("/healthz").status_code == 200
+        r = c.get("/readyz")
+        assert r.status_code == 503
+        assert "bundle.json is missing" in r.json()["error"]["message"]
+        r = c.post("/v1/route", json={"complaints": [{"id": "1", "text": "路灯不亮"}]},
+                   headers=headers["intake"])
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+
+
+def test_no_active_pointer_says_how_to_choose_one(settings, bundles_dir):
+    (bundles_dir / "ACTIVE").unlink()
+    with TestClient(create_app(settings)) as c:
+        message = c.get("/readyz").json()["error"]["message"]
+        assert "huying activate VERSION" in message and "tiny-v1" in message
+
+
+def test_metrics_expose_requests_latency_batches_decisions_and_errors(client, headers, texts):
+    client.post("/v1/route", json={"complaints": [{"id": "1", "text": texts[0]},
+                                                  {"id": "2", "text": " "}]},
+                headers=headers["intake"])
+    client.post("/v1/route", json={})
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert 'huying_http_requests_total{method="POST",route="/v1/route",status="200"} 1.0' in text
+    assert 'huying_http_requests_total{method="POST",route="/v1/route",status="401"} 1.0' in text
+    assert 'huying_http_request_duration_seconds_bucket{le="0.005",route="/v1/route"}' in text
+    assert "huying_batch_size_count 1.0" in text
+    assert re.search(r'huying_decisions_total\{decision="(auto|review)"\} 1.0', text)
+    assert re.search(r'huying_predictions_total\{head="department",label="[^"]+"\} 1.0', text)
+    assert 'huying_errors_total{code="empty_text"} 1.0' in text
+    assert 'huying_errors_total{code="unauthorized"} 1.0' in text
+    assert 'huying_model_info{version="tiny-v1"} 1.0' in text
+
+
+def test_apps_have_separate_metric_registries(settings):
+    # Two apps in one process must not collide on metric names (the global registry would).
+    a, b = create_app(settings), create_app(settings)
+    assert a is not b
+
+
+def test_unknown_paths_and_methods_get_the_error_shape(client):
+    r = client.get("/v2/route")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = client.get("/v1/route")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    assert r.headers["x-request-id"] == r.json()["error"]["request_id"]
+
+
+def test_openapi_documents_bodies_with_chinese_examples(client):
+    schema = client.get("/openapi.json").json()
+    route = schema["paths"]["/v1/route"]["post"]
+    body = route["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/RouteRequest"}
+    example = body["examples"]["one"]["value"]["complaints"][0]["text"]
+    assert re.search(r"[\u4e00-\u9fff]", example)
+    components = schema["components"]["schemas"]
+    assert components["RouteRequest"]["properties"]["complaints"]["items"] == {
+        "$ref": "#/components/schemas/ComplaintIn"}
+    assert "公安局交通警察支队" in str(components["RouteResponse"]["examples"])
+    assert {"ComplaintIn", "RouteResponse", "RoutingPublic", "ErrorPublic",
+            "SwapRequest"} <= set(components)
+    assert {"/v1/route", "/v1/taxonomy", "/v1/model", "/v1/admin/model", "/v1/admin/models",
+            "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
+    assert set(route["responses"]) >= {"200", "401", "403", "413", "422"}
+    # /docs offers the two ways to send a key.
+    assert {"HTTPBearer", "APIKeyHeader"} <= set(schema["components"]["securitySchemes"])
+    assert client.get("/docs").status_code == 200
