@@ -1,4 +1,4 @@
-"""Domain errors: one hierarchy, mapped to HTTP in one place (serving/errors.py) and to exit codes in the CLI."""
+"""Domain errors: one hierarchy, mapped to HTTP in serving/errors.py and to exit codes in the CLI."""
 
 
 class HuyingError(Exception):

@@ -20,9 +20,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from model import registry
 from model.errors import HuyingError
 from model.router import Router
-from model import registry
 from serving.auth import KeyStore
 from serving.batching import MicroBatcher
 from serving.deps import Services

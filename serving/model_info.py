@@ -6,9 +6,9 @@ import asyncio
 import weakref
 from pathlib import Path
 
+from model import registry
 from model.errors import InvalidInput
 from model.router import Router
-from model import registry
 from serving.model_slot import ModelSlot
 from serving.schemas import (
     BundleSummaryPublic,

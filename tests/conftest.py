@@ -38,6 +38,6 @@ def tiny_bundle(tmp_path_factory, haikou_sample, tiny_encoder_dir):
     from training.finetune import FinetuneConfig
     from training.pipeline import BuildOptions, build_router
 
-    config = FinetuneConfig.preset("tiny", base=str(tiny_encoder_dir), epochs=1)
+    config = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir), epochs=1)
     return build_router(haikou_sample, config, tmp_path_factory.mktemp("bundles"),
-                        BuildOptions(version="tiny-v1"))
+                        BuildOptions(version="tiny-v1"), run_dir=tmp_path_factory.mktemp("run"))

@@ -9,7 +9,7 @@ teach only the department head). The result is an ordinary truncated encoder plu
 to ONNX as one graph.
 
     from training.finetune import FinetuneConfig, finetune
-    result = finetune(dataset, FinetuneConfig.preset("quick"), out_dir)
+    result = finetune(dataset, FinetuneConfig.from_preset("quick"), out_dir)
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The demo: about 10 minutes on 2 CPU cores for the Haikou data.
     "quick": {"layers": 6, "frozen_layers": 4, "max_length": 64, "epochs": 4},
     # The best accuracy we found per CPU-hour (see the closing note of issue 3).
-    "full": {"layers": 12, "frozen_layers": 8, "max_length": 128, "epochs": 8},
+    "full": {"layers": 12, "frozen_layers": 8, "max_length": 96, "epochs": 6, "lr": 2e-4,
+             "head_lr": 3e-3},
     # Tests: a tiny encoder, seconds.
     "tiny": {"layers": None, "frozen_layers": 1, "max_length": 32, "epochs": 2, "batch_size": 8},
 }
@@ -81,7 +82,7 @@ class FinetuneConfig:
             raise DataError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> FinetuneConfig:
+    def from_preset(cls, name: str, **overrides: Any) -> FinetuneConfig:
         if name not in PRESETS:
             raise DataError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], "preset": name, **overrides})

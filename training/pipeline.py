@@ -54,8 +54,11 @@ def data_hash(records: Sequence[Record]) -> str:
 
 
 def build_router(dataset: Dataset | str | Path, config: FinetuneConfig, out_dir: Path,
-                 options: BuildOptions = BuildOptions(), work_dir: Path | None = None) -> Bundle:
-    """Train, export, gate, calibrate and write a bundle into `out_dir/<version>`."""
+                 options: BuildOptions = BuildOptions(), run_dir: Path | None = None) -> Bundle:
+    """Train, export, gate, calibrate and write a bundle into `out_dir/<version>`.
+
+    `run_dir` (default `runs/<version>`) keeps what the bundle does not ship: the resumable
+    checkpoint while training, then the torch weights and the fp32 ONNX graph for benchmarks."""
     started = time.monotonic()
     if not isinstance(dataset, Dataset):
         dataset = load_dataset(dataset)
@@ -67,14 +70,16 @@ def build_router(dataset: Dataset | str | Path, config: FinetuneConfig, out_dir:
     all_spaces = {h: dataset.taxonomy.labels(h) for h in dataset.heads}
     spaces = label_spaces(train, all_spaces)
     version = options.version or f"{dataset.config.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    work = Path(work_dir or out_dir / f".work-{version}")
-    work.mkdir(parents=True, exist_ok=True)
+    run = Path(run_dir or Path("runs") / version)
+    run.mkdir(parents=True, exist_ok=True)
 
-    result = finetune(train, dev, spaces, config, checkpoint_dir=work)
+    result = finetune(train, dev, spaces, config, checkpoint_dir=run)
+    save_torch(result, run / "torch.pt")
     heads = list(spaces)
     staging = Path(tempfile.mkdtemp(prefix="huying-export-"))
     try:
         model_file, gates = _export(result, heads, dev, staging, options)
+        shutil.copyfile(staging / "model.fp32.onnx", run / "model.fp32.onnx")
         dev_targets = {h: t.numpy() for h, t in label_ids(dev, spaces).items()}
         dev_logits = _onnx_logits(model_file, result, heads, dev)
         calibration = fit_calibration(dev_logits, dev_targets,
@@ -105,8 +110,29 @@ def build_router(dataset: Dataset | str | Path, config: FinetuneConfig, out_dir:
                               model_card=model_card(manifest, metrics, calibration))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(work, ignore_errors=True)  # the checkpoint is only for resuming an unfinished run
+    (run / "checkpoint.pt").unlink(missing_ok=True)  # only for resuming an unfinished run
     return bundle
+
+
+def save_torch(result: FinetuneResult, path: Path) -> None:
+    import torch
+
+    torch.save({"config": result.config.to_dict(), "spaces": result.spaces,
+                "model": result.model.state_dict()}, path)
+
+
+def load_torch(path: Path):  # type: ignore[no-untyped-def]
+    """The fine-tuned torch model saved by `build_router` (for benchmarks and comparisons)."""
+    import torch
+
+    from training.finetune import MultiHeadModel, load_encoder
+
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    config = FinetuneConfig(**saved["config"])
+    encoder, tokenizer, _ = load_encoder(config)
+    model = MultiHeadModel(encoder, {h: len(s) for h, s in saved["spaces"].items()})
+    model.load_state_dict(saved["model"])
+    return model.eval(), tokenizer, config
 
 
 def _export(result: FinetuneResult, heads: list[str], dev: Sequence[Record], staging: Path,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from model.registry import set_active
 from serving.app import create_app
 from serving.auth import Role, create_key
-from model.registry import set_active
 from serving.settings import Settings, load_settings
 
 # Real Haikou 12345 complaints.

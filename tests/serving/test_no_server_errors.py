@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serving.app import create_app
 from model.registry import set_active
+from serving.app import create_app
 from serving.settings import load_settings
 
 _SETTINGS = settings(max_examples=150, deadline=None,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from model.errors import InvalidInput, NotFound
 from model import registry
+from model.errors import InvalidInput, NotFound
 from serving.settings import SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[2]

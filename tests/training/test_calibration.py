@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from model.calibration import NEVER, Calibration, softmax
-from training.calibration import (expected_calibration_error, fit_calibration, fit_temperature,
-                                  thresholds_for_precision)
+from training.calibration import (
+    expected_calibration_error,
+    fit_calibration,
+    fit_temperature,
+    thresholds_for_precision,
+)
 
 
 def _overconfident(n=3000, classes=5, seed=0):

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from model.errors import BundleError
-from training.export import check_parity, check_quantization, export_onnx, onnx_outputs, quantize_int8
+from training.export import (
+    check_parity,
+    check_quantization,
+    export_onnx,
+    onnx_outputs,
+    quantize_int8,
+)
 from training.finetune import MultiHeadModel
 
 

@@ -70,7 +70,7 @@ def test_invalid_configs_say_what_is_wrong(kwargs):
 
 def test_unknown_preset_lists_the_presets():
     with pytest.raises(DataError, match="quick"):
-        FinetuneConfig.preset("fast")
+        FinetuneConfig.from_preset("fast")
 
 
 def _records(sample, n):
@@ -83,7 +83,7 @@ def test_training_learns_and_resumes_to_the_same_weights(tmp_path, monkeypatch, 
                                             if "category" not in r.labels][:40]
     dev = _records(haikou_sample, 160)[120:]
     spaces = {h: haikou_sample.taxonomy.labels(h) for h in ("category", "department")}
-    config = FinetuneConfig.preset("tiny", base=str(tiny_encoder_dir), epochs=2, patience=5)
+    config = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir), epochs=2, patience=5)
 
     straight = ft.finetune(train, dev, spaces, config)
     assert len(straight.history) == 2
@@ -113,10 +113,10 @@ def test_training_learns_and_resumes_to_the_same_weights(tmp_path, monkeypatch, 
 def test_resume_refuses_a_checkpoint_from_another_config(tmp_path, haikou_sample, tiny_encoder_dir):
     train, dev = _records(haikou_sample, 40), _records(haikou_sample, 60)[40:]
     spaces = {"category": haikou_sample.taxonomy.labels("category")}
-    config = FinetuneConfig.preset("tiny", base=str(tiny_encoder_dir), epochs=1)
+    config = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir), epochs=1)
     ft.finetune(train, dev, spaces, config, checkpoint_dir=tmp_path)
     with pytest.raises(DataError, match="different configuration"):
-        ft.finetune(train, dev, spaces, FinetuneConfig.preset("tiny", base=str(tiny_encoder_dir),
+        ft.finetune(train, dev, spaces, FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir),
                                                               epochs=1, lr=1e-3),
                     checkpoint_dir=tmp_path)
 
@@ -125,4 +125,4 @@ def test_rows_without_any_known_label_are_refused(haikou_sample, tiny_encoder_di
     rows = [Record(id="1", text="路灯不亮", labels={}, source="x")]
     with pytest.raises(DataError, match="no training row"):
         ft.finetune(rows, rows, {"category": ("A",)},
-                    FinetuneConfig.preset("tiny", base=str(tiny_encoder_dir)))
+                    FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir)))
