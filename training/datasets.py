@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 from collections import Counter, defaultdict
@@ -227,13 +228,25 @@ def load_dataset(config: DatasetConfig | str | Path) -> Dataset:
     return Dataset(config=config, taxonomy=taxonomy, records=records, dropped_labels=dropped)
 
 
+def data_hash(records: Sequence[Record]) -> str:
+    """Identifies training data: the same rows and labels give the same hash."""
+    digest = hashlib.sha256()
+    for r in sorted(records, key=lambda r: (r.id, r.text)):
+        digest.update(json.dumps([r.id, r.text, sorted(r.labels.items())],
+                                 ensure_ascii=False).encode())
+    return digest.hexdigest()[:16]
+
+
 def split_by_time(records: Sequence[Record], bounds: Mapping[str, Mapping[str, str]]
                   ) -> dict[str, list[Record]]:
     """Assign records to splits by time, then drop from later splits every text seen earlier.
 
     A text is "seen" by its normalised hash, so a repeat of a training complaint never counts as
-    a dev or test example. Records without a time go to train.
+    a dev or test example. Records without a time, and all records when no splits are
+    configured, go to train.
     """
+    if not bounds:
+        return {"train": list(records)}
     parsed = {name: (_bound(b.get("from"), f"splits.{name}.from"),
                      _bound(b.get("until"), f"splits.{name}.until")) for name, b in bounds.items()}
     out: dict[str, list[Record]] = {name: [] for name in SPLITS if name in bounds or name == "train"}

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import tempfile
 import time
@@ -23,7 +21,7 @@ from model.calibration import Calibration
 from model.errors import DataError
 from model.router import Router
 from training.calibration import fit_calibration
-from training.datasets import Dataset, Record, load_dataset
+from training.datasets import Dataset, Record, data_hash, load_dataset
 from training.export import check_parity, check_quantization, export_onnx, quantize_int8
 from training.finetune import FinetuneConfig, FinetuneResult, finetune, label_ids, label_spaces
 
@@ -42,15 +40,6 @@ class BuildOptions:
             raise DataError(f"precision must be int8 or fp32, got {self.precision!r}")
         if not 0.5 <= self.target_precision < 1.0:
             raise DataError(f"target precision must be in [0.5, 1), got {self.target_precision}")
-
-
-def data_hash(records: Sequence[Record]) -> str:
-    """Identifies the training data: same rows, labels and split → same hash."""
-    digest = hashlib.sha256()
-    for r in sorted(records, key=lambda r: (r.id, r.text)):
-        digest.update(json.dumps([r.id, r.text, sorted(r.labels.items())],
-                                 ensure_ascii=False).encode())
-    return digest.hexdigest()[:16]
 
 
 def build_router(dataset: Dataset | str | Path, config: FinetuneConfig, out_dir: Path,

@@ -1,0 +1,128 @@
+"""The `huying` command end to end on the fixture dataset: report, baseline, evaluate, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from training.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE_YAML = REPO / "tests" / "fixtures" / "haikou-sample.yaml"
+runner = CliRunner()
+
+
+def huying(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def baseline_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("baseline")
+    result = huying("baseline", FIXTURE_YAML, "--out", out, "--cv", "2")
+    assert result.exit_code == 0, result.output
+    assert "trained on 220 rows" in result.output and "2-fold cross-validation" in result.output
+    return out
+
+
+def test_data_report_prints_tables_and_json():
+    result = huying("data", "report", FIXTURE_YAML)
+    assert result.exit_code == 0, result.output
+    assert "labels with < 5 rows (long tail)" in result.output
+    assert "most frequent labels" in result.output and "交通管理" in result.output
+    as_json = json.loads(huying("data", "report", FIXTURE_YAML, "--json").output)
+    assert as_json["rows"] == 320 and as_json["splits"] == {"train": 220, "dev": 50, "test": 50}
+
+
+def test_baseline_writes_model_dev_evaluation_and_cv(baseline_dir):
+    assert {"meta.json", "model.joblib", "eval-dev", "cv.json"} <= {
+        p.name for p in baseline_dir.iterdir()}
+    dev = json.loads((baseline_dir / "eval-dev" / "metrics.json").read_text(encoding="utf-8"))
+    assert dev["split"] == "dev" and set(dev["model"]["heads"]) == {
+        "category", "subcategory", "department"}
+    cv = json.loads((baseline_dir / "cv.json").read_text(encoding="utf-8"))
+    assert cv["folds"] == 2 and len(cv["per_fold"]) == 2
+    assert 0 <= cv["heads"]["category"]["macro_f1_mean"] <= 1
+
+
+def test_evaluate_a_split_beside_a_baseline(baseline_dir, tmp_path):
+    result = huying("evaluate", "--model", baseline_dir, "--dataset", FIXTURE_YAML,
+                    "--split", "test", "--baseline", baseline_dir, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["split"] == "test" and metrics["rows"] == 50 and metrics["baseline"]
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "department.png").is_file()
+
+
+def test_evaluate_labelled_jsonl(baseline_dir, tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    rows = [{"text": "市民来电反映:中山路有车辆乱停放,堵塞交通。请交警核实处理!",
+             "category": "街面秩序", "subcategory": "机动车乱停放",
+             "department": "公安局交通警察支队"},
+            {"text": "楼下酒吧噪音扰民", "subcategory": "市容环境/商业噪音"}]
+    gold.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    result = huying("evaluate", "--model", baseline_dir, "--data", gold, "--out", tmp_path / "e")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["model"]["heads"]["subcategory"]["rows"] == 2
+    assert metrics["model"]["heads"]["department"]["rows"] == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("data", "report", "missing.yaml"), "cannot read dataset config missing.yaml"),
+    (("baseline", "missing.yaml", "--out", "{tmp}/b"), "cannot read dataset config"),
+    (("baseline", FIXTURE_YAML, "--out", "{tmp}/b", "--C", "0"), "C must be positive"),
+    (("evaluate", "--model", "{tmp}", "--data", "x.jsonl", "--out", "{tmp}/e"),
+     "neither a baseline"),
+    (("evaluate", "--model", "{tmp}/none", "--data", "x.jsonl", "--out", "{tmp}/e"),
+     "does not exist"),
+    (("data", "build-duty-lists", "--shared", "{tmp}", "--out", "{tmp}/t"), "--shared"),
+])
+def test_domain_errors_exit_2_with_one_clear_message(args, message, tmp_path):
+    result = huying(*(str(a).replace("{tmp}", str(tmp_path)) for a in args))
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_evaluate_needs_exactly_one_data_source(baseline_dir, tmp_path):
+    both = huying("evaluate", "--model", baseline_dir, "--out", tmp_path,
+                  "--dataset", FIXTURE_YAML, "--data", "x.jsonl")
+    neither = huying("evaluate", "--model", baseline_dir, "--out", tmp_path)
+    assert both.exit_code == neither.exit_code == 2
+    assert "exactly one of --dataset" in neither.output
+    empty = huying("evaluate", "--model", baseline_dir, "--out", tmp_path,
+                   "--dataset", FIXTURE_YAML, "--split", "validation")
+    assert empty.exit_code == 2 and "available: train (220 rows)" in empty.output
+
+
+def test_build_duty_lists_reproduces_the_vendored_ones(tmp_path):
+    result = huying("data", "build-duty-lists", "--shared", REPO / "data", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    for built in tmp_path.rglob("*.csv"):
+        vendored = REPO / "data" / "taxonomies" / built.relative_to(tmp_path)
+        assert built.read_bytes() == vendored.read_bytes(), vendored
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    probe = ("import sys; from typer.testing import CliRunner; from training.cli import app; "
+             "out = CliRunner().invoke(app, ['--help']).output; "
+             "assert 'baseline' in out and 'Example' in out, out; "
+             "print(sorted(m for m in ('sklearn', 'matplotlib', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=REPO, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_evaluate_a_router_bundle_beside_the_baseline(tiny_bundle, baseline_dir, tmp_path):
+    result = huying("evaluate", "--model", tiny_bundle.path, "--dataset", FIXTURE_YAML,
+                    "--split", "dev", "--baseline", baseline_dir, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["model"]["name"].startswith("router")
+    assert metrics["baseline"]["name"] == "tfidf-baseline"
+    assert metrics["model"]["hierarchy_consistency"]["decoded"] == 1.0
