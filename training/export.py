@@ -47,9 +47,16 @@ def export_onnx(model: MultiHeadModel, heads: Sequence[str], path: Path) -> None
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8, per output channel, of the encoder's MatMuls only.
+
+    Measured on the Haikou quick model (dev, accuracy lost vs fp32): quantising every op lost 1.0
+    point on subcategory, mostly from the word-embedding Gather; MatMuls alone lose ≤ 0.7 points
+    and carry nearly all the compute. The embedding table stays fp32.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul"])
 
 
 def onnx_outputs(path: Path, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:

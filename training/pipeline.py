@@ -48,7 +48,6 @@ def build_router(dataset: Dataset | str | Path, config: FinetuneConfig, out_dir:
 
     `run_dir` (default `runs/<version>`) keeps what the bundle does not ship: the resumable
     checkpoint while training, then the torch weights and the fp32 ONNX graph for benchmarks."""
-    started = time.monotonic()
     if not isinstance(dataset, Dataset):
         dataset = load_dataset(dataset)
     splits = dataset.split()
@@ -64,6 +63,16 @@ def build_router(dataset: Dataset | str | Path, config: FinetuneConfig, out_dir:
 
     result = finetune(train, dev, spaces, config, checkpoint_dir=run)
     save_torch(result, run / "torch.pt")
+    bundle = package_router(result, dataset, splits, out_dir / version, run, options)
+    (run / "checkpoint.pt").unlink(missing_ok=True)  # only for resuming an unfinished run
+    return bundle
+
+
+def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str, list[Record]],
+                   path: Path, run: Path, options: BuildOptions) -> Bundle:
+    """Export, gate, calibrate, measure and write the bundle of a fine-tuned model."""
+    started = time.monotonic()
+    train, dev, spaces, version = splits["train"], splits["dev"], result.spaces, path.name
     heads = list(spaces)
     staging = Path(tempfile.mkdtemp(prefix="huying-export-"))
     try:
@@ -76,7 +85,7 @@ def build_router(dataset: Dataset | str | Path, config: FinetuneConfig, out_dir:
                                       options.target_precision)
         manifest = {
             "version": version, "heads": heads, "spaces": {h: list(s) for h, s in spaces.items()},
-            "max_length": config.max_length, "prefix": config.prefix,
+            "max_length": result.config.max_length, "prefix": result.config.prefix,
             "pad_id": int(result.tokenizer.pad_token_id or 0),
             "precision": options.precision, "base_encoder": result.config.base,
             "dataset": dataset.config.name, "data_hash": data_hash(train + dev),
@@ -93,13 +102,12 @@ def build_router(dataset: Dataset | str | Path, config: FinetuneConfig, out_dir:
                              taxonomy=dataset.taxonomy, calibration=calibration, metrics={},
                              model_card="draft")
         metrics = summary_metrics(Router(draft), splits, spaces, calibration)
-        metrics["seconds_total"] = round(time.monotonic() - started, 1)
-        bundle = write_bundle(out_dir / version, manifest=manifest, files=files,
+        metrics["seconds_packaging"] = round(time.monotonic() - started, 1)
+        bundle = write_bundle(path, manifest=manifest, files=files,
                               taxonomy=dataset.taxonomy, calibration=calibration, metrics=metrics,
                               model_card=model_card(manifest, metrics, calibration))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    (run / "checkpoint.pt").unlink(missing_ok=True)  # only for resuming an unfinished run
     return bundle
 
 
