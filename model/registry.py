@@ -2,6 +2,7 @@
 
     bundles/
       ACTIVE                  one line: the version served by default, e.g. `haikou12345-v2`
+      HISTORY                 append-only JSON lines: every change of ACTIVE (for rollback)
       haikou12345-v1/         a bundle (model/bundle.py)
       haikou12345-v2/
 """
@@ -11,14 +12,17 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from model.bundle import MANIFEST
-from model.errors import BundleError, InvalidInput, NotFound
+from model.errors import BundleError, Conflict, InvalidInput, NotFound
 
 ACTIVE_FILE = "ACTIVE"
+HISTORY_FILE = "HISTORY"
+ACTIONS = ("activate", "promote", "rollback")
 # Version names become directory names: no separators, no dot-dot, nothing hidden.
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 HEADLINE_SPLIT = "test"
@@ -85,14 +89,104 @@ def active_bundle_path(bundles_dir: Path) -> Path:
         raise BundleError(f"{Path(bundles_dir) / ACTIVE_FILE} names {version!r}: {exc}") from exc
 
 
-def set_active(bundles_dir: Path, version: str) -> Path:
-    """Point bundles_dir/ACTIVE at `version` (which must exist), atomically; returns its path."""
+def set_active(bundles_dir: Path, version: str, *, action: str = "activate",
+               actor: str | None = None) -> Path:
+    """Point bundles_dir/ACTIVE at `version` (which must exist), atomically; returns its path.
+
+    A change of version is appended to bundles_dir/HISTORY (`action`: activate, promote or
+    rollback; `actor`: who did it), which `rollback` walks back."""
+    if action not in ACTIONS:
+        raise InvalidInput(f"action {action!r} is not one of {', '.join(ACTIONS)}", field="action")
     path = bundle_path(bundles_dir, version)
+    try:
+        previous = active_version(bundles_dir)
+    except BundleError:
+        previous = None  # an unreadable pointer is being replaced: nothing to roll back to
     pointer = Path(bundles_dir) / ACTIVE_FILE
     tmp = pointer.with_name(f".{ACTIVE_FILE}.tmp-{os.getpid()}")
     tmp.write_text(version + "\n", encoding="utf-8")
     os.replace(tmp, pointer)  # readers see the old or the new pointer, never half of one
+    if previous != version:
+        entry = Activation(at=datetime.now(UTC).isoformat(timespec="seconds"), version=version,
+                           previous=previous, action=action, actor=actor)
+        # One short line per open in append mode: concurrent writers never interleave within it.
+        with open(Path(bundles_dir) / HISTORY_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(entry), ensure_ascii=False) + "\n")
     return path
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One change of bundles_dir/ACTIVE, as recorded in bundles_dir/HISTORY."""
+
+    at: str
+    version: str
+    previous: str | None
+    action: str  # activate | promote | rollback
+    actor: str | None = None
+
+
+def activation_history(bundles_dir: Path) -> list[Activation]:
+    """Every recorded change of ACTIVE, oldest first (empty when nothing was recorded)."""
+    path = Path(bundles_dir) / HISTORY_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path} is not readable: {exc}") from exc
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            out.append(Activation(at=str(raw["at"]), version=str(raw["version"]),
+                                  previous=_opt_str(raw.get("previous")),
+                                  action=str(raw.get("action", "activate")),
+                                  actor=_opt_str(raw.get("actor"))))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BundleError(f"{path}:{n} is not a history entry ({exc}); each line is JSON "
+                              'with "at", "version", "previous" and "action"') from exc
+    return out
+
+
+def rollback_target(bundles_dir: Path) -> str | None:
+    """The version that was active before the current one (None if there is none).
+
+    HISTORY is read as a stack: activate/promote push a version, rollback pops the one it left,
+    so rolling back twice goes two versions back, not back and forth."""
+    stack: list[str] = []
+    for entry in activation_history(bundles_dir):
+        if entry.action == "rollback":
+            if stack:
+                stack.pop()
+            if not stack or stack[-1] != entry.version:
+                stack.append(entry.version)
+            continue
+        if not stack and entry.previous:
+            stack.append(entry.previous)  # activated before the history was kept
+        stack.append(entry.version)
+    current = active_version(bundles_dir)
+    while stack and stack[-1] == current:
+        stack.pop()
+    return stack[-1] if stack else None
+
+
+def rollback(bundles_dir: Path, *, actor: str | None = None) -> tuple[str | None, str]:
+    """Make the previously active version active again; returns (left, now active)."""
+    current = active_version(bundles_dir)
+    target = rollback_target(bundles_dir)
+    if target is None:
+        raise Conflict(f"nothing to roll back to: {Path(bundles_dir) / HISTORY_FILE} records no "
+                       f"version active before {current!r}; choose one with `huying models "
+                       "promote VERSION`")
+    try:
+        set_active(bundles_dir, target, action="rollback", actor=actor)
+    except NotFound as exc:
+        raise NotFound(f"the previous version {target!r} is gone from {bundles_dir}: {exc}") \
+            from exc
+    return current, target
 
 
 def list_bundles(bundles_dir: Path) -> list[BundleSummary]:

@@ -1,0 +1,747 @@
+"""Retraining from officers' corrections, and promotion only when the candidate is not worse.
+
+    huying retrain data/datasets/haikou12345.yaml --bundles bundles/ --preset quick --promote
+    huying models list | promote VERSION [--force] | rollback
+
+`training_set` adds submitted corrections to the original data (a correction overrides the labels
+of the same complaint id; corrections of new complaints become training rows; the test split stays
+frozen and no correction of it, or of its texts, is trained on). `compare` judges a candidate and
+the current model on that frozen test split and on recent corrections neither has trained on;
+`Gate` says how much worse is tolerated, overall and per department. `retrain` runs the whole
+thing, writes `bundles/comparisons/<version>/{report.md,comparison.json}`, and promotes only when
+the gate passes. Corrections are plain dicts (what `serving.corrections.export_submitted` returns,
+or lines of a JSONL file), so this module never touches the store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from model import registry
+from model.errors import Conflict, DataError, InvalidInput
+from model.hierarchy import decode
+from model.normalize import normalize_text, text_hash
+from model.taxonomy import HEADS, KEY_SEPARATOR, subcategory_key
+from training.datasets import Dataset, Record, load_dataset, read_rows
+from training.predictor import Predictor
+
+if TYPE_CHECKING:
+    from training.finetune import FinetuneConfig
+    from training.pipeline import BuildOptions
+
+KINDS = ("accept", "correct", "not_a_complaint", "split")
+CORRECTIONS_SOURCE = "corrections"
+COMPARISONS_DIR = "comparisons"  # bundles/comparisons/<version>/: no bundle.json, never listed
+SCOPES = ("test", "recent")
+
+
+# --- corrections --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Correction:
+    """One submitted answer about a complaint: the labels a person gave it."""
+
+    complaint_id: str | None
+    text: str  # as received; normalised when it becomes a Record
+    kind: str
+    labels: Mapping[str, str]
+    parts: tuple[Mapping[str, Any], ...] = ()
+    submitted_at: datetime | None = None
+    received_at: datetime | None = None
+    key: str = ""  # stable id for rows without a complaint id
+
+    @property
+    def time(self) -> datetime | None:
+        return self.received_at or self.submitted_at
+
+
+def parse_corrections(rows: Iterable[Mapping[str, Any]]) -> list[Correction]:
+    """Corrections from plain dicts: `text`, any of category/subcategory/department, and
+    optionally complaint_id, kind (default "correct"), parts, submitted_at, received_at (datetimes
+    or ISO strings), response_id. A bare subcategory needs its category beside it."""
+    out = []
+    for n, row in enumerate(rows, 1):
+        where = f"correction {n}" + (f" (complaint {row.get('complaint_id')})"
+                                     if row.get("complaint_id") else "")
+        kind = str(row.get("kind") or "correct")
+        if kind not in KINDS:
+            raise DataError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        text = row.get("text")
+        if not isinstance(text, str):
+            raise DataError(f"{where}: `text` (the complaint as received) must be a string")
+        parts = tuple(dict(p) for p in (row.get("parts") or ()))
+        cid = row.get("complaint_id")
+        out.append(Correction(
+            complaint_id=None if cid in (None, "") else str(cid), text=text, kind=kind,
+            labels=_labels(row, where), parts=parts,
+            submitted_at=_time(row.get("submitted_at"), f"{where}: submitted_at"),
+            received_at=_time(row.get("received_at"), f"{where}: received_at"),
+            key=str(row.get("response_id") or n)))
+    return out
+
+
+def load_corrections(path: str | Path) -> list[dict[str, Any]]:
+    """Corrections exported to a JSONL or CSV file (optionally .gz), as plain dicts."""
+    return [dict(r) for r in read_rows(Path(path))]
+
+
+def correction_records(corrections: Iterable[Mapping[str, Any] | Correction]) -> list[Record]:
+    """Corrections with labels as Records (one per complaint, the latest wins; split parts with
+    their own text become rows of their own; "not a complaint" answers carry no label)."""
+    records = []
+    for c in _latest(_as_corrections(corrections)):
+        records += _rows_of(c)
+    return records
+
+
+def _as_corrections(items: Iterable[Mapping[str, Any] | Correction]) -> list[Correction]:
+    items = list(items)
+    parsed = iter(parse_corrections([c for c in items if not isinstance(c, Correction)]))
+    return [c if isinstance(c, Correction) else next(parsed) for c in items]
+
+
+def _latest(corrections: Sequence[Correction]) -> list[Correction]:
+    """One correction per complaint id, the latest submitted (stable for equal times)."""
+    ordered = sorted(corrections, key=lambda c: _sortable(c.submitted_at))
+    latest: dict[str, Correction] = {}
+    for c in ordered:
+        latest[c.complaint_id or f"#{c.key}"] = c
+    return sorted(latest.values(), key=lambda c: _sortable(c.submitted_at))
+
+
+def _rows_of(c: Correction, taxonomy_spaces: Mapping[str, set[str]] | None = None,
+             dropped: Counter[str] | None = None) -> list[Record]:
+    base = c.complaint_id or f"{CORRECTIONS_SOURCE}:{c.key}"
+    if c.kind == "not_a_complaint":
+        return []
+    if c.kind == "split":
+        rows = []
+        for i, part in enumerate(c.parts):
+            text = part.get("text")
+            if isinstance(text, str) and normalize_text(text):
+                labels = _in_space(_labels(part, f"{base} part {i}"), taxonomy_spaces, dropped)
+                if labels:
+                    rows.append(Record(id=f"{base}#{i + 1}", text=normalize_text(text),
+                                       labels=labels, source=CORRECTIONS_SOURCE, time=c.time,
+                                       raw_text=text))
+        return rows
+    labels = _in_space(c.labels, taxonomy_spaces, dropped)
+    text = normalize_text(c.text)
+    if not labels or not text:
+        return []
+    return [Record(id=base, text=text, labels=labels, source=CORRECTIONS_SOURCE, time=c.time,
+                   raw_text=c.text)]
+
+
+def _labels(row: Mapping[str, Any], where: str) -> dict[str, str]:
+    labels = {h: str(row[h]).strip() for h in HEADS if row.get(h) not in (None, "")}
+    sub = labels.get("subcategory")
+    if sub and KEY_SEPARATOR not in sub:
+        if "category" not in labels:
+            raise DataError(f"{where}: subcategory {sub!r} needs its category: write "
+                            f"`category{KEY_SEPARATOR}subcategory` or add `category`")
+        labels["subcategory"] = subcategory_key(labels["category"], sub)
+    if sub and "category" not in labels:
+        labels["category"] = labels["subcategory"].split(KEY_SEPARATOR, 1)[0]
+    return labels
+
+
+def _in_space(labels: Mapping[str, str], spaces: Mapping[str, set[str]] | None,
+           dropped: Counter[str] | None) -> dict[str, str]:
+    if spaces is None:
+        return dict(labels)
+    kept = {}
+    for head, value in labels.items():
+        if head in spaces and value in spaces[head]:
+            kept[head] = value
+        elif dropped is not None:
+            dropped[head] += 1
+    return kept
+
+
+def _time(value: Any, where: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise DataError(f"{where}: {value!r} is not an ISO time, e.g. "
+                            "2018-04-02T09:30:00+08:00") from exc
+    if not isinstance(value, datetime):
+        raise DataError(f"{where}: expected a datetime or an ISO string, got {value!r}")
+    # Dataset times are naive (the hotline's local dates); store times are aware (UTC).
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _sortable(t: datetime | None) -> datetime:
+    return t or datetime.min
+
+
+# --- the training set ---------------------------------------------------------------------------
+
+@dataclass
+class SplitDataset(Dataset):
+    """A Dataset whose splits are given, not computed from times: what `build_router` trains on
+    when corrections (which may be newer than the frozen test split) join the training data."""
+
+    splits: dict[str, list[Record]] = field(default_factory=dict)
+
+    def split(self) -> dict[str, list[Record]]:
+        return {name: list(rows) for name, rows in self.splits.items()}
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A correction kept out of training, and why."""
+
+    complaint_id: str | None
+    reason: str
+
+
+@dataclass
+class TrainingSet:
+    """The original splits with corrections applied; `dataset` goes to `build_router`."""
+
+    dataset: SplitDataset
+    overridden: list[str]  # ids whose original labels a correction replaced
+    added: list[str]  # ids of new rows from corrections
+    removed: list[str]  # ids dropped: "not a complaint", or split into parts
+    excluded: list[Excluded]  # corrections not trained on
+    dropped_labels: Counter[str]  # correction labels outside the label space, per head
+    repeated_rows: int  # extra copies of recent rows (recent_weight)
+
+    @property
+    def train(self) -> list[Record]:
+        return self.dataset.splits["train"]
+
+    @property
+    def dev(self) -> list[Record]:
+        return self.dataset.splits.get("dev", [])
+
+    @property
+    def test(self) -> list[Record]:
+        return self.dataset.splits.get("test", [])
+
+    def summary(self) -> dict[str, Any]:
+        return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test),
+                "overridden": len(self.overridden), "added": len(self.added),
+                "removed": len(self.removed), "repeated_rows": self.repeated_rows,
+                "excluded": [asdict(e) for e in self.excluded],
+                "dropped_labels": dict(self.dropped_labels)}
+
+
+def training_set(dataset: Dataset, corrections: Iterable[Mapping[str, Any] | Correction], *,
+                 recent_weight: int = 1, recent_days: int = 30) -> TrainingSet:
+    """The original data plus submitted corrections, with the test split frozen.
+
+    - a correction overrides the labels of the record with the same complaint id (in train or
+      dev; dev stays dev, with the better label); "not a complaint" removes the record and
+      "split" replaces it with its parts that carry their own text;
+    - corrections of unknown complaints become new training rows, timed when the complaint was
+      received (else submitted);
+    - corrections of a test-split complaint or of a test-split text, and new complaints whose
+      text is in the dev split, are excluded and listed: the test split is never trained on, and
+      dev stays honest for calibration;
+    - with `recent_weight` > 1, training rows within `recent_days` of the newest row are repeated
+      that many times in all (a weight by repetition, which every learner understands).
+    """
+    if recent_weight < 1:
+        raise InvalidInput(f"recent_weight={recent_weight}: use 1 (no weighting) or more",
+                           "recent_weight")
+    if recent_days < 0:
+        raise InvalidInput(f"recent_days={recent_days}: use 0 or more", "recent_days")
+    splits = dataset.split()
+    train, dev, test = (list(splits.get(n, [])) for n in ("train", "dev", "test"))
+    spaces = {h: set(dataset.taxonomy.labels(h)) for h in dataset.heads}
+    test_ids = {r.id for r in test}
+    test_hashes = {r.text_hash for r in test}
+    dev_hashes = {r.text_hash for r in dev}
+    where = {r.id: ("dev", i) for i, r in enumerate(dev)}
+    where.update({r.id: ("train", i) for i, r in enumerate(train)})
+    rows = {"train": train, "dev": dev}
+    overridden, added, removed, excluded = [], [], set(), []
+    dropped: Counter[str] = Counter()
+    for c in _latest(_as_corrections(corrections)):
+        cid = c.complaint_id
+        if cid is not None and cid in test_ids:
+            excluded.append(Excluded(cid, "complaint is in the frozen test split"))
+            continue
+        if normalize_text(c.text) and text_hash(normalize_text(c.text)) in test_hashes:
+            excluded.append(Excluded(cid, "same text as a complaint in the frozen test split"))
+            continue
+        if cid is not None and cid in where:
+            name, i = where[cid]
+            original = rows[name][i]
+            if c.kind in ("not_a_complaint", "split"):
+                removed.add(cid)
+                for part in _rows_of(c, spaces, dropped):
+                    if part.text_hash in test_hashes | dev_hashes:
+                        excluded.append(Excluded(part.id, "part's text is in the test or dev "
+                                                          "split"))
+                    else:
+                        train.append(part)
+                        added.append(part.id)
+                continue
+            labels = _merge(original.labels, _in_space(c.labels, spaces, dropped))
+            if labels == dict(original.labels):
+                continue  # an accepted label: nothing changes
+            rows[name][i] = Record(original.id, original.text, labels, original.source,
+                                   original.time, original.raw_text)
+            overridden.append(cid)
+            continue
+        new = _rows_of(c, spaces, dropped)
+        if not new:
+            excluded.append(Excluded(cid, "no text or no label in the label space"
+                                     if c.kind != "not_a_complaint" else
+                                     "not a complaint (and not in the original data)"))
+        for r in new:
+            if r.text_hash in dev_hashes:
+                excluded.append(Excluded(r.id, "same text as a complaint in the dev split"))
+            else:
+                train.append(r)
+                added.append(r.id)
+    train = [r for r in train if r.id not in removed]
+    dev = [r for r in dev if r.id not in removed]
+    repeated = 0
+    if recent_weight > 1:
+        times = [r.time for r in train if r.time is not None]
+        if times:
+            cutoff = max(times) - timedelta(days=recent_days)
+            recent = [r for r in train if r.time is not None and r.time >= cutoff]
+            train += recent * (recent_weight - 1)
+            repeated = len(recent) * (recent_weight - 1)
+    split_rows = {"train": train, "dev": dev, "test": test}
+    unique = list({id(r): r for part in split_rows.values() for r in part}.values())
+    ds = SplitDataset(config=dataset.config, taxonomy=dataset.taxonomy, records=unique,
+                      dropped_labels=Counter(dataset.dropped_labels), splits=split_rows)
+    return TrainingSet(dataset=ds, overridden=overridden, added=added, removed=sorted(removed),
+                       excluded=excluded, dropped_labels=dropped, repeated_rows=repeated)
+
+
+def _merge(original: Mapping[str, str], new: Mapping[str, str]) -> dict[str, str]:
+    merged = {**original, **new}
+    sub, cat = merged.get("subcategory"), merged.get("category")
+    if sub and cat and sub.split(KEY_SEPARATOR, 1)[0] != cat:
+        del merged["subcategory"]  # the category was corrected alone: the old subcategory is wrong
+    return merged
+
+
+def hold_out_recent(dataset: Dataset, corrections: Iterable[Mapping[str, Any] | Correction],
+                    share: float) -> tuple[list[Correction], list[Correction]]:
+    """(to train on, to judge on): the newest `share` of corrections of new complaints (not in
+    the dataset, no text of it) is kept out of training, so that "recent corrections" measure the
+    candidate on data it has not seen. Corrections of dataset rows (audit fixes) always train."""
+    if not 0 <= share < 1:
+        raise InvalidInput(f"holdout share {share}: use a fraction in [0, 1), e.g. 0.2",
+                           "holdout_share")
+    latest = _latest(_as_corrections(corrections))
+    known_ids = {r.id for r in dataset.records}
+    known_texts = {r.text_hash for r in dataset.records}
+    eligible = [i for i, c in enumerate(latest)
+                if c.kind in ("accept", "correct") and c.labels
+                and c.complaint_id not in known_ids
+                and text_hash(normalize_text(c.text)) not in known_texts]
+    n = math.floor(share * len(eligible))
+    held = set(eligible[len(eligible) - n:]) if n else set()  # `latest` is oldest first
+    return ([c for i, c in enumerate(latest) if i not in held],
+            [c for i, c in enumerate(latest) if i in held])
+
+
+# --- comparison and gate ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Gate:
+    """How much worse a candidate may be than the current model and still be promoted."""
+
+    tolerance: float = 0.005  # overall accuracy, per head
+    department_tolerance: float = 0.03  # accuracy within one department, per head
+    min_support: int = 50  # rows a department (or a scope) needs before it is gated
+    # None: a drop beyond the tolerance fails. A level such as 0.05: it fails only if it is also
+    # significant (one-sided exact McNemar test on the rows where the two models disagree), so
+    # that noise in a 100-row department does not veto a candidate better everywhere else.
+    significance: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("tolerance", "department_tolerance"):
+            if not 0 <= getattr(self, name) < 1:
+                raise InvalidInput(f"{name}={getattr(self, name)}: use an accuracy difference in "
+                                   "[0, 1), e.g. 0.005", name)
+        if self.min_support < 1:
+            raise InvalidInput(f"min_support={self.min_support}: use a row count ≥ 1, e.g. 50",
+                               "min_support")
+        if self.significance is not None and not 0 < self.significance < 1:
+            raise InvalidInput(f"significance={self.significance}: use a level in (0, 1), e.g. "
+                               "0.05, or None for the plain tolerance", "significance")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gated accuracy: the candidate must not be below the current model by more than
+    `tolerance`."""
+
+    scope: str  # "test" (frozen split) or "recent" (held-out corrections)
+    group: str  # "overall" or a department
+    head: str
+    rows: int
+    candidate: float
+    current: float
+    tolerance: float
+    p_value: float | None = None  # that the current model's extra wins are chance (McNemar)
+    significance: float | None = None  # Gate.significance
+
+    @property
+    def delta(self) -> float:
+        return self.candidate - self.current
+
+    @property
+    def passed(self) -> bool:
+        if self.delta >= -self.tolerance - 1e-12:
+            return True
+        return (self.significance is not None and self.p_value is not None
+                and self.p_value >= self.significance)
+
+    def describe(self) -> str:
+        where = "overall" if self.group == "overall" else f"department {self.group}"
+        test = ("" if self.significance is None or self.p_value is None
+                else f"; p = {self.p_value:.3f}, significant below {self.significance:g}")
+        return (f"{self.scope}, {where}, {self.head}: candidate {self.candidate:.3f} vs current "
+                f"{self.current:.3f} on {self.rows} rows ({self.delta:+.3f}; at most "
+                f"-{self.tolerance:g} allowed{test})")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate vs current, per scope and department; `passed` is the gate's verdict."""
+
+    candidate: str
+    current: str | None
+    gate: Gate
+    scores: dict[str, Any]  # scope -> {"rows", "overall": {head: {...}}, "departments": {...}}
+    checks: tuple[Check, ...]
+    problems: tuple[str, ...] = ()  # failures that are not accuracy checks (a head missing)
+    notes: tuple[str, ...] = ()
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and all(c.passed for c in self.checks)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the gate failed (empty when it passed)."""
+        return list(self.problems) + [c.describe() for c in self.checks if not c.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidate": self.candidate, "current": self.current, "passed": self.passed,
+                "reasons": self.reasons, "gate": asdict(self.gate), "scores": self.scores,
+                "checks": [{**asdict(c), "delta": round(c.delta, 6), "passed": c.passed}
+                           for c in self.checks],
+                "problems": list(self.problems), "notes": list(self.notes),
+                "created": self.created}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+        fields = {"scope", "group", "head", "rows", "candidate", "current", "tolerance",
+                  "p_value", "significance"}
+        return cls(candidate=data["candidate"], current=data.get("current"),
+                   gate=Gate(**data["gate"]), scores=data["scores"],
+                   checks=tuple(Check(**{k: v for k, v in c.items() if k in fields})
+                                for c in data["checks"]),
+                   problems=tuple(data.get("problems", ())), notes=tuple(data.get("notes", ())),
+                   created=data.get("created", ""))
+
+
+def compare(candidate: Predictor, current: Predictor | None,
+            frozen_test_records: Sequence[Record],
+            recent_corrections: Sequence[Record | Mapping[str, Any]] = (), *,
+            tolerance: float = 0.005, department_tolerance: float = 0.03,
+            min_support: int = 50, significance: float | None = None) -> Comparison:
+    """Judge `candidate` against `current` on the frozen test split and on recent corrections.
+
+    Accuracy is top-1 of the hierarchy-consistent answer, per head, overall and within each gold
+    department. Gated: overall accuracy per head (scopes with ≥ `min_support` rows) must not drop
+    by more than `tolerance`; accuracy per head within each department with ≥ `min_support` rows
+    must not drop by more than `department_tolerance` (with `significance`, a larger drop fails
+    only when it is significant at that level). With no current model, the gate passes.
+    """
+    gate = Gate(tolerance, department_tolerance, min_support, significance)
+    recent = [r for r in recent_corrections if isinstance(r, Record)] + correction_records(
+        [r for r in recent_corrections if not isinstance(r, Record)])
+    scopes = {"test": list(frozen_test_records), "recent": recent}
+    if current is None:
+        scores = {s: _scores(candidate, None, rows, gate) for s, rows in scopes.items() if rows}
+        return Comparison(candidate.name, None, gate, scores, (),
+                          notes=("no current model: nothing to compare against, the gate "
+                                 "passes",))
+    problems, notes, checks = [], [], []
+    missing = [h for h in current.spaces if h not in candidate.spaces]
+    if missing:
+        problems.append(f"the candidate does not predict {', '.join(missing)}; the current model "
+                        "does")
+    scores = {}
+    for scope, rows in scopes.items():
+        if not rows:
+            notes.append(f"{scope}: no rows, not compared")
+            continue
+        scores[scope] = s = _scores(candidate, current, rows, gate)
+        for head, m in s["overall"].items():
+            if m["rows"] >= gate.min_support:
+                checks.append(_gated(scope, "overall", head, m, gate.tolerance, gate))
+            else:
+                notes.append(f"{scope}, overall, {head}: only {m['rows']} rows (< min_support "
+                             f"{gate.min_support}), reported but not gated")
+        for dept, heads in s["departments"].items():
+            for head, m in heads.items():
+                checks.append(_gated(scope, dept, head, m, gate.department_tolerance, gate))
+    return Comparison(candidate.name, current.name, gate, scores, tuple(checks),
+                      tuple(problems), tuple(notes))
+
+
+def _gated(scope: str, group: str, head: str, m: Mapping[str, Any], tolerance: float,
+           gate: Gate) -> Check:
+    return Check(scope, group, head, m["rows"], m["candidate"], m["current"], tolerance,
+                 p_value=mcnemar_p(m["current_only"], m["candidate_only"]),
+                 significance=gate.significance)
+
+
+def mcnemar_p(current_only: int, candidate_only: int) -> float:
+    """One-sided exact McNemar test: the chance of the current model winning at least
+    `current_only` of the rows where exactly one model is right, if both were equally good."""
+    from scipy.stats import binom
+
+    n = current_only + candidate_only
+    return 1.0 if n == 0 else round(float(binom.sf(current_only - 1, n, 0.5)), 6)
+
+
+def _answers(predictor: Predictor, records: Sequence[Record]) -> dict[str, list[str]]:
+    probs = predictor.predict_proba([r.text for r in records])
+    decoded = decode(probs, predictor.spaces, k=1)
+    return {h: [row[h].label for row in decoded] for h in predictor.spaces}
+
+
+def _scores(candidate: Predictor, current: Predictor | None, records: Sequence[Record],
+            gate: Gate) -> dict[str, Any]:
+    answers = {"candidate": _answers(candidate, records)}
+    if current is not None:
+        answers["current"] = _answers(current, records)
+    heads = [h for h in HEADS if all(h in a for a in answers.values())
+             and any(h in r.labels for r in records)]
+
+    def accuracy(rows: Sequence[int], head: str) -> dict[str, Any]:
+        labelled = [i for i in rows if head in records[i].labels]
+        out: dict[str, Any] = {"rows": len(labelled)}
+        right = {role: np.array([a[head][i] == records[i].labels[head] for i in labelled],
+                                dtype=bool) for role, a in answers.items()}
+        for role, r in right.items():
+            out[role] = round(float(r.mean()), 6) if labelled else None
+        if "current" in right:
+            out["candidate_only"] = int((right["candidate"] & ~right["current"]).sum())
+            out["current_only"] = int((right["current"] & ~right["candidate"]).sum())
+        return out
+
+    everything = range(len(records))
+    by_dept: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        if "department" in r.labels:
+            by_dept.setdefault(r.labels["department"], []).append(i)
+    departments = {}
+    for dept, rows in sorted(by_dept.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        if len(rows) >= gate.min_support:
+            departments[dept] = {h: m for h in heads if (m := accuracy(rows, h))["rows"]}
+    return {"rows": len(records), "overall": {h: accuracy(everything, h) for h in heads},
+            "departments": departments,
+            "departments_below_min_support": sum(1 for rows in by_dept.values()
+                                                 if len(rows) < gate.min_support)}
+
+
+def write_comparison(comparison: Comparison, path: str | Path) -> Path:
+    """Write `path/comparison.json` and `path/report.md`; returns `path`."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "comparison.json").write_text(
+        json.dumps(comparison.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+    (path / "report.md").write_text(render_comparison(comparison), encoding="utf-8")
+    return path
+
+
+def render_comparison(c: Comparison) -> str:
+    g = c.gate
+    lines = [f"# Candidate {c.candidate} vs current {c.current or '(none)'}", "",
+             f"**Gate: {'PASS' if c.passed else 'FAIL'}.** Created {c.created}. Overall accuracy "
+             f"per head may drop by at most {g.tolerance:g}; accuracy per head within a department "
+             f"with at least {g.min_support} rows by at most {g.department_tolerance:g}"
+             + ("" if g.significance is None else
+                f" (a larger drop fails only if significant at {g.significance:g}, one-sided "
+                "exact McNemar test)")
+             + ". Accuracy is top-1 of the hierarchy-consistent answer.", ""]
+    if c.reasons:
+        lines += ["## Why it failed", ""] + [f"- {r}" for r in c.reasons] + [""]
+    for scope, s in c.scores.items():
+        title = ("frozen test split" if scope == "test"
+                 else "recent corrections (held out of training)")
+        lines += [f"## {scope}: {title}, {s['rows']} rows", "",
+                  "| group | head | rows | candidate | current | Δ | p (McNemar) |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        groups = [("overall", s["overall"])] + list(s["departments"].items())
+        for group, heads in groups:
+            for head, m in heads.items():
+                cur = m.get("current")
+                delta = "—" if cur is None else f"{m['candidate'] - cur:+.3f}"
+                p = ("—" if cur is None else
+                     f"{mcnemar_p(m['current_only'], m['candidate_only']):.3f}")
+                lines.append(f"| {group} | {head} | {m['rows']} | {_f(m['candidate'])} | "
+                             f"{_f(cur)} | {delta} | {p} |")
+        lines += ["", f"{s['departments_below_min_support']} departments have fewer than "
+                      f"{g.min_support} rows here and are not gated one by one.", ""]
+    if c.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in c.notes] + [""]
+    return "\n".join(lines)
+
+
+def _f(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+# --- retrain ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """How corrections join the training data and how the candidate is judged."""
+
+    recent_weight: int = 1  # copies of each recent training row (1: no weighting)
+    recent_days: int = 30  # "recent": within this many days of the newest training row
+    holdout_share: float = 0.2  # newest corrections of new complaints kept out to judge on
+    gate: Gate = field(default_factory=Gate)
+
+    def __post_init__(self) -> None:
+        if self.recent_weight < 1:
+            raise InvalidInput(f"recent_weight={self.recent_weight}: use 1 or more",
+                               "recent_weight")
+        if self.recent_days < 0:
+            raise InvalidInput(f"recent_days={self.recent_days}: use 0 or more", "recent_days")
+        if not 0 <= self.holdout_share < 1:
+            raise InvalidInput(f"holdout_share={self.holdout_share}: use a fraction in [0, 1), "
+                               "e.g. 0.2", "holdout_share")
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    version: str
+    bundle_path: Path
+    comparison: Comparison
+    report_dir: Path
+    promoted: bool
+    training: dict[str, Any]  # TrainingSet.summary() plus the held-out count
+
+
+def comparison_dir(bundles_dir: str | Path, version: str) -> Path:
+    return Path(bundles_dir) / COMPARISONS_DIR / registry.check_version(version)
+
+
+def retrain(dataset_yaml: str | Path | Dataset, corrections: Iterable[Mapping[str, Any]],
+            bundles_dir: str | Path, config: FinetuneConfig, *, promote: bool,
+            settings: RetrainConfig | None = None, options: BuildOptions | None = None,
+            run_dir: Path | None = None, actor: str | None = None) -> RetrainResult:
+    """training_set → build_router (the candidate, into `bundles_dir`) → compare with the active
+    bundle → report in bundles/comparisons/<version>/ → promote if the gate passes and `promote`.
+    """
+    from dataclasses import replace
+
+    from model.router import Router
+    from training.pipeline import BuildOptions, build_router
+
+    settings = settings or RetrainConfig()
+    bundles_dir = Path(bundles_dir)
+    dataset = dataset_yaml if isinstance(dataset_yaml, Dataset) else load_dataset(dataset_yaml)
+    # Fail before hours of training if the active bundle cannot be found.
+    current_path = (registry.active_bundle_path(bundles_dir)
+                    if registry.active_version(bundles_dir) else None)
+    to_train, held_out = hold_out_recent(dataset, corrections, settings.holdout_share)
+    ts = training_set(dataset, to_train, recent_weight=settings.recent_weight,
+                      recent_days=settings.recent_days)
+    options = options or BuildOptions()
+    version = options.version or f"{dataset.config.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    bundle = build_router(ts.dataset, config, bundles_dir, replace(options, version=version),
+                          run_dir=run_dir)
+    current = Router.load(current_path) if current_path is not None else None
+    g = settings.gate
+    comparison = compare(Router(bundle), current, ts.test, correction_records(held_out),
+                         tolerance=g.tolerance, department_tolerance=g.department_tolerance,
+                         min_support=g.min_support, significance=g.significance)
+    report = write_comparison(comparison, comparison_dir(bundles_dir, bundle.version))
+    training = {**ts.summary(), "held_out_recent": len(held_out)}
+    (report / "training.json").write_text(json.dumps(training, ensure_ascii=False, indent=1),
+                                          encoding="utf-8")
+    promoted = False
+    if promote and comparison.passed:
+        registry.set_active(bundles_dir, bundle.version, action="promote", actor=actor)
+        promoted = True
+    return RetrainResult(bundle.version, bundle.path, comparison, report, promoted, training)
+
+
+# --- model management ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One bundle as `huying models list` shows it."""
+
+    summary: registry.BundleSummary
+    gate: str | None  # "pass", "fail", or None when it has no comparison report
+    report: Path | None
+
+
+def load_comparison(bundles_dir: str | Path, version: str) -> Comparison | None:
+    """The comparison written when `version` was retrained, or None if it has none."""
+    path = comparison_dir(bundles_dir, version) / "comparison.json"
+    if not path.is_file():
+        return None
+    try:
+        return Comparison.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path} is not a readable comparison ({exc}); rerun `huying retrain` "
+                        "or promote with --force") from exc
+
+
+def list_models(bundles_dir: str | Path) -> list[ModelEntry]:
+    """Every bundle, newest first, with its gate verdict when it was made by `retrain`."""
+    out = []
+    for s in registry.list_bundles(Path(bundles_dir)):
+        report = comparison_dir(bundles_dir, s.version) / "report.md"
+        try:
+            comparison = load_comparison(bundles_dir, s.version)
+        except DataError:
+            comparison = None
+        gate = None if comparison is None else ("pass" if comparison.passed else "fail")
+        out.append(ModelEntry(s, gate, report if report.is_file() else None))
+    return out
+
+
+def promote(bundles_dir: str | Path, version: str, *, force: bool = False,
+            actor: str | None = None) -> Path:
+    """Make `version` active. Refused when its comparison report failed, unless `force`."""
+    path = registry.bundle_path(Path(bundles_dir), version)
+    comparison = load_comparison(bundles_dir, version)
+    if comparison is not None and not comparison.passed and not force:
+        raise Conflict(f"{version} failed its comparison with {comparison.current}: "
+                       + "; ".join(comparison.reasons[:3])
+                       + (f" (and {len(comparison.reasons) - 3} more)"
+                          if len(comparison.reasons) > 3 else "")
+                       + f". See {comparison_dir(bundles_dir, version) / 'report.md'}; promote "
+                       "anyway with --force")
+    registry.set_active(Path(bundles_dir), version, action="promote", actor=actor)
+    return path
+
+
+def rollback(bundles_dir: str | Path, *, actor: str | None = None) -> tuple[str | None, str]:
+    """Make the previously active version active again: (version left, version now active)."""
+    return registry.rollback(Path(bundles_dir), actor=actor)
