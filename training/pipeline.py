@@ -25,7 +25,8 @@ from training.datasets import Dataset, Record, data_hash, load_dataset
 from training.export import check_parity, check_quantization, export_onnx, quantize_int8
 from training.finetune import FinetuneConfig, FinetuneResult, finetune, label_ids, label_spaces
 
-DECISION_HEADS = ("category", "department")
+# Dispatch is about the department: `auto` when it is confident enough to send the case there.
+DECISION_HEADS = ("department",)
 
 
 @dataclass(frozen=True)
