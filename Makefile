@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 TORCH_VERSION := 2.13.0
 TORCH_INDEX ?=
 
-.PHONY: serve test install lint
+.PHONY: serve test install lint services
 
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
@@ -28,5 +28,14 @@ lint: install
 	$(VENV)/bin/ruff check model training serving tests benchmarks
 	$(VENV)/bin/mypy
 
-test: lint
+# What the tests talk to: Debian's Chromium for the officer-page test (never a downloaded browser)
+# and the local PostgreSQL server. Without root or apt these tests skip, unless CI is set.
+services:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null); } || \
+		echo "chromium not installed: the officer-page browser test will skip"
+	@command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ] && \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start 2>/dev/null; true
+
+test: lint services
 	$(PY) -m pytest

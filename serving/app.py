@@ -10,6 +10,7 @@ starts (uvicorn, TestClient, or `async with app.router.lifespan_context(app)`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 
 from model import registry
@@ -26,13 +28,15 @@ from model.router import Router
 from serving.auth import KeyStore
 from serving.batching import MicroBatcher
 from serving.deps import Services
+from serving.duplicates import ComplaintRegistry, DuplicatePolicy, DuplicateService
 from serving.errors import install_error_handlers
 from serving.metrics import Metrics
 from serving.middleware import RequestContextMiddleware
 from serving.model_slot import ModelSlot, RouterLoader
-from serving.routes import admin, health, model, route
-from serving.routing import DuplicateFinder, RoutingService
-from serving.schemas import ComplaintIn, RouteRequest, SwapRequest
+from serving.review import LoggedRoutingService, open_store
+from serving.routes import admin, complaints, feedback, health, model, review, route
+from serving.routing import DuplicateFinder
+from serving.schemas import ComplaintIn, FeedbackIn, ReviewAnswerIn, RouteRequest, SwapRequest
 from serving.settings import Settings, batch_workers, load_settings
 
 log = logging.getLogger("huying.serving")
@@ -68,16 +72,33 @@ def create_app(settings: Settings | None = None, *,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         slot = ModelSlot(loader)
-        slot.on_change = lambda r: metrics.set_model(r.version)
         batcher = MicroBatcher(slot.current, max_size=settings.batch_max_size,
                                max_wait_s=settings.batch_max_wait_ms / 1000,
                                max_queue=settings.queue_max, workers=batch_workers(settings),
                                on_batch=metrics.observe_batch)
+        # The store first: if the database cannot be opened, the server does not start.
+        store = await asyncio.to_thread(open_store, settings.database_url)
+        # The similarity index follows the served model (rebuilt for a new version in the
+        # background, see serving/duplicates.py); it is ready before the app serves.
+        duplicates = DuplicateService(store.sessions, settings.index_dir,
+                                      DuplicatePolicy.from_settings(settings),
+                                      save_interval_s=settings.index_save_interval_s)
+
+        def on_change(router: Router) -> None:
+            metrics.set_model(router.version)
+            duplicates.use_router(router)
+
+        slot.on_change = on_change
         services = Services(
             settings=settings, metrics=metrics, keys=KeyStore(settings.api_keys_file), slot=slot,
-            batcher=batcher, routing=RoutingService(batcher, metrics, duplicate_finder))
+            batcher=batcher, store=store,
+            routing=LoggedRoutingService(batcher, metrics, duplicate_finder or duplicates,
+                                         store.sessions))
         app.state.services = services
+        app.state.duplicates = duplicates
+        app.state.complaints = ComplaintRegistry(store.sessions, duplicates, metrics)
         batcher.start()
+        duplicates.start()
         try:
             path = bundle_to_serve(settings)
             result = await slot.swap(path)
@@ -87,10 +108,15 @@ def create_app(settings: Settings | None = None, *,
             # Stay up, unready: /readyz says why, and an admin can swap a good bundle in.
             slot.load_error = str(exc)
             log.error("no model loaded: %s", exc)
+        if slot.router is not None and not await asyncio.to_thread(duplicates.wait_ready):
+            log.error("the similarity index is not ready (%s): duplicates stay empty until a "
+                      "rebuild succeeds", duplicates.status()["error"])
         try:
             yield
         finally:
             await batcher.close()
+            await asyncio.to_thread(duplicates.close)
+            store.close()
             if getattr(app.state, "services", None) is services:
                 del app.state.services
 
@@ -99,8 +125,10 @@ def create_app(settings: Settings | None = None, *,
     app.state.settings = settings
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_error_handlers(app)
-    for module in (route, model, admin, health):
+    for module in (route, complaints, model, admin, health, review, feedback):
         app.include_router(module.router)
+    app.include_router(review.pages)
+    app.mount("/static", StaticFiles(directory=review.STATIC_DIR), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -119,7 +147,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schema = get_openapi(title=app.title, version=app.version, description=app.description,
                              routes=app.routes)
         _, defs = models_json_schema(
-            [(m, "validation") for m in (RouteRequest, ComplaintIn, SwapRequest)],
+            [(m, "validation") for m in (RouteRequest, ComplaintIn, SwapRequest, ReviewAnswerIn,
+                                         FeedbackIn)],
             ref_template="#/components/schemas/{model}")
         schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
         app.openapi_schema = schema

@@ -16,13 +16,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
 
 from model.router import Router
 from serving.auth import KeyStore, Principal, Role, presented_key, require
 from serving.batching import MicroBatcher
-from serving.errors import ModelNotReady
+from serving.errors import ModelNotReady, StoreUnavailable
 from serving.metrics import Metrics
 from serving.model_slot import ModelSlot
+from serving.review import Store
 from serving.routing import RoutingService
 from serving.settings import Settings
 
@@ -37,6 +39,7 @@ class Services:
     slot: ModelSlot
     batcher: MicroBatcher
     routing: RoutingService
+    store: Store | None = None  # the database (serving/review.py: open_store)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -54,6 +57,14 @@ async def get_router(request: Request) -> Router:
     return (await get_services(request)).slot.current()
 
 
+async def get_sessions(request: Request) -> sessionmaker[Session]:
+    """The store's session factory; services open one session per unit of work (review.run)."""
+    store = (await get_services(request)).store
+    if store is None:
+        raise StoreUnavailable("this server has no store; set HUYING_DATABASE_URL")
+    return store.sessions
+
+
 async def get_request_id(request: Request) -> str:
     return getattr(request.state, "request_id", "")
 
@@ -62,6 +73,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 RouterDep = Annotated[Router, Depends(get_router)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
+SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 
 # auto_error=False: a missing key is our 401 with our message, not FastAPI's 403. Declared as
 # security schemes so /docs shows an "Authorize" button for either header.

@@ -100,6 +100,16 @@ class Overloaded(ServingError):
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
 
 
+class StoreUnavailable(ServingError):
+    """The database cannot be reached or stayed locked past its timeout: retry in a moment."""
+
+    status = 503
+    code = "store_unavailable"
+
+    def __init__(self, message: str, retry_after_s: int = 1):
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
 class RoutingFailed(ServingError):
     """The router raised on one complaint; reported per item, never for the whole request."""
 

@@ -160,11 +160,17 @@ class RoutingPublic(BaseModel):
 
 
 class DuplicatePublic(BaseModel):
-    """A registered complaint this one repeats (filled in by the similarity index, if enabled)."""
+    """A registered complaint this one likely repeats (from the similarity index).
+
+    `exact`: the same text once normalised (similarity 1.0). `same_event`: exact, or the cosine
+    similarity reaches the calibrated threshold; otherwise it is only similar (above the floor).
+    """
 
     id: str
-    similarity: float
-    kind: Literal["exact", "near"]
+    similarity: float = Field(description="cosine similarity of the model's embeddings, 1.0 "
+                                          "for an exact repeat", examples=[0.97])
+    same_event: bool = Field(description="likely the same event: merge rather than dispatch")
+    exact: bool = Field(description="the same normalised text (found by hash)")
 
 
 class ErrorDetail(BaseModel):
@@ -233,6 +239,32 @@ class RouteResponse(BaseModel):
     routed: int = Field(description="results with a routing")
     errors: int = Field(description="results with an error (bad item or routing failure)")
     results: list[RouteResult]
+
+
+class RegisterResponse(RouteResponse):
+    """POST /v1/complaints: per complaint its routing and the registered complaints it repeats
+    (found before it was added); `registered` counts the complaints stored by this request."""
+
+    registered: int = Field(description="complaints registered by this request (results with "
+                                        "a routing)")
+
+
+class SimilarResponse(BaseModel):
+    """GET /v1/complaints/{id}/similar: registered complaints like this one, never itself."""
+
+    id: str
+    model_version: str
+    window_days: float = Field(description="searched the complaints received up to this many "
+                                           "days before or after this one")
+    duplicates: list[DuplicatePublic]
+
+
+class ComplaintRemovedPublic(BaseModel):
+    """DELETE /v1/complaints/{id}: removed from the store (kept for history) and the index."""
+
+    id: str
+    removed: bool = True
+    removed_at: datetime | None = None
 
 
 class DutyEntryPublic(BaseModel):
@@ -319,3 +351,185 @@ class ModelListResponse(BaseModel):
 class HealthPublic(BaseModel):
     status: Literal["alive", "ready"]
     model_version: str | None = None
+
+
+# --- review queue and feedback (serving/routes/review.py, serving/routes/feedback.py) -----------
+
+MAX_LABEL_CHARS = 255
+MAX_NOTE_CHARS = 2000
+MAX_PARTS = 20
+
+
+def _clean_text(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    value = _valid_unicode(value, name)
+    if "\x00" in value:
+        raise PydanticCustomError("invalid_field", "{name} contains a NUL character",
+                                  {"name": name})
+    return value
+
+
+LabelText = Annotated[str | None, Field(strict=True, max_length=MAX_LABEL_CHARS)]
+
+
+class ReviewPartIn(BaseModel):
+    """One complaint found in a text that is split: its own labels and, optionally, its words."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str | None, Field(strict=True, max_length=100_000)] = None
+    category: LabelText = None
+    subcategory: LabelText = Field(None, description="the duty-list key `category/subcategory`, or "
+                                                 "the bare name together with `category`")
+    department: LabelText = None
+
+    @field_validator("text", "category", "subcategory", "department")
+    @classmethod
+    def _clean(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _clean_text(value, str(info.field_name))
+
+
+class ReviewAnswerIn(BaseModel):
+    """An officer's answer to a review item (draft or submit).
+
+    kind: `accept` the model's suggestion; `correct` any of category, subcategory, department
+    (those left out keep the suggestion; a subcategory sets its category); `not_a_complaint`;
+    `split` into two or more `parts`, each with its own labels. Submitted labels are checked
+    against the served model's duty list; drafts are stored as they are.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"kind": "accept"},
+        {"kind": "correct", "subcategory": "街面秩序/机动车乱停放",
+         "department": "公安局交通警察支队"},
+        {"kind": "not_a_complaint", "note": "咨询，非投诉"},
+        {"kind": "split", "parts": [{"category": "交通管理", "text": "路口违停"},
+                                    {"subcategory": "市容环境/路灯不亮"}]}]})
+
+    kind: Literal["accept", "correct", "not_a_complaint", "split"]
+    category: LabelText = None
+    subcategory: LabelText = Field(None, description="the duty-list key `category/subcategory`, or "
+                                                 "the bare name together with `category`")
+    department: LabelText = None
+    parts: Annotated[list[ReviewPartIn] | None, Field(max_length=MAX_PARTS)] = None
+    note: Annotated[str | None, Field(strict=True, max_length=MAX_NOTE_CHARS)] = None
+
+    @field_validator("category", "subcategory", "department", "note")
+    @classmethod
+    def _clean(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _clean_text(value, str(info.field_name))
+
+
+class FeedbackIn(ReviewAnswerIn):
+    """The final routing of a complaint, posted by an intake system (POST /v1/feedback).
+
+    `text` is needed only for a complaint this server never routed, queued or registered.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"complaint_id": "20180408199687", "kind": "correct",
+         "subcategory": "街面秩序/机动车乱停放"}]})
+
+    complaint_id: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_ID_CHARS)]
+    text: Annotated[str | None, Field(strict=True, min_length=1, max_length=100_000)] = None
+
+    @field_validator("complaint_id", "text")
+    @classmethod
+    def _clean_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        value = _clean_text(value, str(info.field_name))
+        if value is not None and not value.strip():
+            raise PydanticCustomError("invalid_field", "{name} is blank",
+                                      {"name": str(info.field_name)})
+        return value
+
+
+class ReviewItemSummaryPublic(BaseModel):
+    """One review item as the queue lists it: the suggestion's labels, SLA, claim."""
+
+    id: int
+    complaint_id: str | None = None
+    text: str
+    channel: str | None = None
+    reason: str = Field(description="low_confidence, audit, spot_check or manual")
+    status: Literal["open", "claimed", "done"]
+    received_at: datetime
+    due_at: datetime = Field(description="review deadline: received + the duty list's time "
+                                         "limit for the suggested subcategory")
+    category: str | None = None
+    subcategory: str | None = None
+    department: str | None = None
+    confidence: float = Field(description="the least confidence over the heads")
+    model_version: str | None = None
+    claimed_by: str | None = None
+    claim_expires_at: datetime | None = None
+
+
+class ReviewQueuePublic(BaseModel):
+    total: int = Field(description="items matching the filters, over all pages")
+    limit: int
+    offset: int
+    items: list[ReviewItemSummaryPublic]
+
+
+class SuggestionPublic(BaseModel):
+    """What the model said about the item: top suggestions and confidences per head."""
+
+    category: HeadPublic | None = None
+    subcategory: HeadPublic | None = None
+    department: HeadPublic | None = None
+    decision: str | None = None
+    model_version: str | None = None
+
+
+class SimilarCasePublic(BaseModel):
+    """A registered complaint like this one (from the similarity index, when it is enabled)."""
+
+    id: str
+    similarity: float
+    kind: Literal["exact", "near"] = "near"
+    text: str | None = None
+
+
+class ResponsePublic(BaseModel):
+    """A person's answer: a draft, a submitted label, or a discarded draft."""
+
+    id: int
+    review_item_id: int | None = None
+    complaint_id: str | None = None
+    status: Literal["draft", "submitted", "discarded"]
+    kind: str
+    category: str | None = None
+    subcategory: str | None = None
+    department: str | None = None
+    parts: list[dict[str, Any]] | None = None
+    note: str | None = None
+    officer: str | None = None
+    source: str
+    updated_at: datetime
+    submitted_at: datetime | None = None
+    model_version: str | None = Field(None, description="the model whose suggestion was seen")
+
+
+class AuditEntryPublic(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str = Field(examples=["review_item.claimed", "response.submitted"])
+    object_type: str
+    object_id: str
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+class ReviewItemPublic(ReviewItemSummaryPublic):
+    """One item with everything an officer needs to decide."""
+
+    suggestion: SuggestionPublic
+    duty: DutyEntryPublic | None = Field(None, description="the duty-list entry of the "
+                                                           "suggested subcategory")
+    similar: list[SimilarCasePublic] = Field(default_factory=list)
+    draft: ResponsePublic | None = Field(None, description="your draft answer, if any")
+    responses: list[ResponsePublic] = Field(default_factory=list)
+    audit: list[AuditEntryPublic] = Field(default_factory=list,
+                                          description="the item's and its answers' history")

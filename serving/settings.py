@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +57,18 @@ class Settings(BaseSettings):
     batch_workers: Annotated[int, Field(ge=0, le=64)] = 0  # 0: one per CPU core, at most 8
     threads: Annotated[int, Field(ge=0, le=256)] = 1
     queue_max: Annotated[int, Field(ge=1, le=1_000_000)] = 2048
+
+    # Duplicates (serving/duplicates.py): the similarity index of registered complaints lives in
+    # index_dir/<model version>/. Thresholds are cosines; unset, they come from the calibrated
+    # index_dir/<version>/threshold.json (benchmarks/duplicates_eval.py), else the defaults there.
+    index_dir: Path = Path("var/index")
+    index_save_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    duplicate_threshold: Annotated[float | None, Field(ge=-1, le=1)] = None  # same event
+    duplicate_floor: Annotated[float | None, Field(ge=-1, le=1)] = None  # shown at all
+    duplicate_window_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
+    duplicate_top_k: Annotated[int, Field(ge=1, le=100)] = 5
+    # metadata a duplicate must share, as JSON: HUYING_DUPLICATE_MATCH='["channel"]'
+    duplicate_match: tuple[Literal["channel", "location"], ...] = ()
 
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000

@@ -57,7 +57,9 @@ def bundles_dir(tmp_path, tiny_bundle) -> Path:
 @pytest.fixture
 def settings(tmp_path, bundles_dir, key_file) -> Settings:
     return load_settings(bundles_dir=bundles_dir, api_keys_file=key_file[0],
-                         demo_keys_file=tmp_path / "demo-keys.txt", batch_max_wait_ms=2)
+                         demo_keys_file=tmp_path / "demo-keys.txt", batch_max_wait_ms=2,
+                         database_url=f"sqlite:///{tmp_path / 'huying.db'}",
+                         index_dir=tmp_path / "index")
 
 
 @pytest.fixture

@@ -251,14 +251,15 @@ def test_a_duplicate_finder_fills_duplicates(settings, headers, texts):
     class Finder:
         def find(self, complaints, routings):
             calls.append(([c.id for c in complaints], [r.embedding.shape for r in routings]))
-            return [[DuplicatePublic(id=f"old-{c.id}", similarity=0.97, kind="near")]
+            return [[DuplicatePublic(id=f"old-{c.id}", similarity=0.97, same_event=True, exact=False)]
                     for c in complaints]
 
     with TestClient(create_app(settings, duplicate_finder=Finder())) as c:
         body = {"complaints": [{"id": "a", "text": texts[0]}, {"id": "b", "text": " "}]}
         out = c.post("/v1/route", json=body, headers=headers["intake"]).json()
     assert calls and calls[0][0] == ["a"]  # only the routed complaints
-    assert out["results"][0]["duplicates"] == [{"id": "old-a", "similarity": 0.97, "kind": "near"}]
+    assert out["results"][0]["duplicates"] == [
+        {"id": "old-a", "similarity": 0.97, "same_event": True, "exact": False}]
     assert out["results"][1]["duplicates"] == []
 
 

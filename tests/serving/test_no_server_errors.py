@@ -28,7 +28,9 @@ def app(tmp_path_factory, tiny_bundle, key_file):
     root = tmp_path_factory.mktemp("prop-var")
     return create_app(load_settings(bundles_dir=bundles, api_keys_file=key_file[0],
                                     demo_keys_file=root / "demo.txt", max_text_chars=300,
-                                    max_complaints=8, batch_max_wait_ms=0))
+                                    max_complaints=8, batch_max_wait_ms=0,
+                                    database_url=f"sqlite:///{root / 'huying.db'}",
+                                    index_dir=root / "index"))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,9 @@ def fuzz_app(tmp_path_factory, tiny_bundle, key_file):
     shutil.copytree(tiny_bundle.path, bundles / "tiny-v1")
     set_active(bundles, "tiny-v1")
     return create_app(load_settings(bundles_dir=bundles, api_keys_file=key_file[0],
-                                    demo_keys_file=bundles / "demo.txt", batch_max_wait_ms=0))
+                                    demo_keys_file=bundles / "demo.txt", batch_max_wait_ms=0,
+                                    database_url=f"sqlite:///{bundles / 'huying.db'}",
+                                    index_dir=bundles / "index"))
 
 
 def test_every_documented_operation_answers_without_a_5xx(fuzz_app, headers):

@@ -1,0 +1,729 @@
+"""Duplicates: which registered complaints a new one repeats, and the registry that keeps them.
+
+`DuplicateService` holds the similarity index (model/index.py) of the registered complaints for
+the model version being served, and answers the DuplicateFinder hook of /v1/route. The store is
+the source of truth; the index is a cache of it, kept on disk in `HUYING_INDEX_DIR/<version>/`:
+
+- **Start**: load `index.npz` of the served version and reconcile it with the store (complaints
+  registered since the last save are embedded and added); if it is missing, of another version,
+  or holds complaints the store has removed, rebuild it: every registered complaint re-embedded
+  with the current router. The app starts serving once this is done.
+- **Hot swap**: embeddings of different models never mix. A new version gets a new index, built
+  in the background from the store while the old index keeps answering (queries are embedded
+  with the old router meanwhile); writes made during the build are journaled and replayed onto
+  the new index, which is then swapped in. A failed build is logged and retried.
+- **Persistence**: after changes the index is saved at most every `HUYING_INDEX_SAVE_INTERVAL_S`
+  (10 s) by a background thread (atomic write), and on shutdown. A crash loses at most those
+  seconds of index, never data: the next start re-adds them from the store.
+
+A duplicate is `{id, similarity, same_event, exact}`: `exact` when the normalised texts have the
+same hash (similarity 1.0), `same_event` when exact or the cosine reaches the calibrated
+threshold, else it is only similar; nothing below the floor is returned. Threshold and floor come
+from HUYING_DUPLICATE_THRESHOLD / HUYING_DUPLICATE_FLOOR if set, else from
+`HUYING_INDEX_DIR/<version>/threshold.json` (written by `benchmarks/duplicates_eval.py
+--save-threshold`, calibrated on real pairs), else the defaults below. The window is the
+`HUYING_DUPLICATE_WINDOW_DAYS` (30) days up to the complaint's `received_at` (or now).
+
+`ComplaintRegistry` is the service behind /v1/complaints: register (validate and route as
+/v1/route does, store, log the routing, index), find similar, remove.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from model.errors import NotFound, SimilarityIndexError
+from model.index import SimilarityIndex
+from model.normalize import normalize_text, text_hash
+from model.router import Router, Routing
+from serving.batching import MicroBatcher
+from serving.errors import RoutingFailed, StoreUnavailable
+from serving.metrics import Metrics
+from serving.model_slot import SMOKE_TEXT
+from serving.routing import RoutingService
+from serving.schemas import (
+    ComplaintIn,
+    ComplaintRemovedPublic,
+    DuplicatePublic,
+    ErrorDetail,
+    RegisterResponse,
+    SimilarResponse,
+)
+from serving.store import service as store
+from serving.store.service import SLA_TIMEZONE
+from serving.store.tables import Complaint
+
+log = logging.getLogger("huying.serving")
+
+# Cosine thresholds used when neither a setting nor a measured threshold.json gives one, measured
+# with `benchmarks/duplicates_eval.py --bundle runs/bundles/quick-1` (haikou12345-quick-1, 804
+# near-duplicate pairs from real follow-ups and repeated messages, split by time): 0.7086 had the
+# best F1 on the calibration half (0.87) and gave precision 0.87, recall 0.74 on the evaluation
+# half; 0.5989 kept 95% of the calibration positives. Cosines differ between models: run the
+# evaluation with --save-threshold for each bundle you serve.
+DEFAULT_SAME_EVENT = 0.71
+DEFAULT_FLOOR = 0.60
+THRESHOLD_FILE = "threshold.json"  # written by training/pairs.py save_threshold
+METADATA_KEYS = ("channel", "location")
+EMBED_BATCH = 64
+_REPLAY_UNDER_LOCK = 16  # journal entries left to replay while holding the lock at the swap
+_LOCATION_CHARS = 255  # the store's location columns
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DuplicatePolicy:
+    """How duplicates are searched: window, how many, which metadata must match, thresholds."""
+
+    window: timedelta = timedelta(days=30)
+    top_k: int = 5
+    match: tuple[str, ...] = ()  # metadata keys that must be equal (channel, location)
+    threshold: float | None = None  # None: threshold.json of the version, else the default
+    floor: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> DuplicatePolicy:
+        return cls(window=timedelta(days=settings.duplicate_window_days),
+                   top_k=settings.duplicate_top_k, match=tuple(settings.duplicate_match),
+                   threshold=settings.duplicate_threshold, floor=settings.duplicate_floor)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One complaint to search for: its hash, embedding (of `model_version`), time, metadata."""
+
+    id: str | None
+    text: str
+    text_hash: str
+    embedding: np.ndarray | None
+    model_version: str | None
+    time: datetime
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered complaint for the index; `embedding` is of `model_version` (or None)."""
+
+    id: str
+    text: str
+    text_hash: str
+    time: datetime
+    metadata: Mapping[str, str]
+    embedding: np.ndarray | None = None
+    model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    same_event: float
+    floor: float
+    source: str  # "settings", the threshold.json path, or "default"
+
+
+class DuplicateService:
+    """The similarity index of the served model version: search, add, remove, build, persist."""
+
+    def __init__(self, sessions: sessionmaker[Session], index_root: Path,
+                 policy: DuplicatePolicy | None = None, *, save_interval_s: float = 10.0):
+        self.sessions = sessions
+        self.index_root = Path(index_root)
+        self.policy = policy or DuplicatePolicy()
+        self.save_interval_s = save_interval_s
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._index: SimilarityIndex | None = None
+        self._router: Router | None = None  # the router whose embeddings fill `_index`
+        self._target: Router | None = None  # the router being served: the index must follow
+        self._thresholds: Thresholds | None = None
+        self._journal: list[tuple[str, Any]] | None = None  # writes during a build
+        self._dirty = False
+        self._needs_rebuild = False
+        self._build_error: tuple[str, str] | None = None  # (version, message)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_build: dict[str, Any] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._maintain, name="huying-duplicates",
+                                            daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the background thread (a build in progress is abandoned) and save if changed."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+        self.save()
+
+    def use_router(self, router: Router) -> None:
+        """The served router changed: from now on the index must hold its embeddings."""
+        with self._lock:
+            self._target = router
+            if self._index is not None and self._index.model_version == router.version:
+                self._router = router  # same version, another object: embeddings still match
+        self._wake.set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the index of the served version is active (False: timeout or failure)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while not self.ready:
+                target = self._target
+                if target is not None and self._build_error is not None \
+                        and self._build_error[0] == target.version:
+                    return False
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._changed.wait(left)
+            return True
+
+    @property
+    def ready(self) -> bool:
+        index, target = self._index, self._target
+        return index is not None and target is not None \
+            and index.model_version == target.version and not self._needs_rebuild
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            index, target = self._index, self._target
+            return {"model_version": None if index is None else index.model_version,
+                    "serving_version": None if target is None else target.version,
+                    "size": 0 if index is None else len(index), "ready": self.ready,
+                    "thresholds": None if self._thresholds is None else vars(self._thresholds),
+                    "error": None if self._build_error is None else self._build_error[1]}
+
+    def __contains__(self, complaint_id: object) -> bool:
+        index = self._index
+        return index is not None and complaint_id in index
+
+    def __len__(self) -> int:
+        index = self._index
+        return 0 if index is None else len(index)
+
+    def thresholds(self) -> Thresholds:
+        with self._lock:
+            if self._thresholds is None:
+                version = None if self._index is None else self._index.model_version
+                self._thresholds = self._load_thresholds(version)
+            return self._thresholds
+
+    # -- searching -------------------------------------------------------------------------------
+    def find(self, complaints: Sequence[ComplaintIn], routings: Sequence[Routing], *,
+             within_batch: bool = False) -> list[list[DuplicatePublic]]:
+        """The DuplicateFinder hook: duplicates per routed complaint, in order.
+
+        With `within_batch`, a complaint also matches the ones before it in the same request (a
+        registration batch, where those are registered together with it).
+        """
+        queries = [query_of(c, r) for c, r in zip(complaints, routings, strict=True)]
+        return self.search(queries, within_batch=within_batch)
+
+    def search(self, queries: Sequence[Query], policy: DuplicatePolicy | None = None, *,
+               within_batch: bool = False, both_ways: bool = False
+               ) -> list[list[DuplicatePublic]]:
+        """Duplicates per query, received in the window before it (`both_ways`: or after)."""
+        policy = policy or self.policy
+        with self._lock:
+            index, router = self._index, self._router
+            limits = self.thresholds()
+        threshold = limits.same_event if policy.threshold is None else policy.threshold
+        floor = min(threshold, limits.floor if policy.floor is None else policy.floor)
+        out: list[list[DuplicatePublic]] = [[] for _ in queries]
+        if index is None or router is None:
+            return out
+        vectors = self._embeddings(queries, index.model_version, router)
+        for q, query in enumerate(queries):
+            vector = vectors[q]
+            if vector is None:
+                continue
+            where = {k: query.metadata[k] for k in policy.match if query.metadata.get(k)}
+            at, window = query.time.timestamp(), policy.window.total_seconds()
+            matches = index.search(vector[None, :], [query.text_hash], k=policy.top_k,
+                                   since=at - window, until=at + window if both_ways else at,
+                                   where=where or None,
+                                   exclude_ids={query.id} if query.id else None)[0]
+            found = [(m.id, m.similarity, m.exact) for m in matches]
+            if within_batch:
+                found += self._earlier_in_batch(queries, vectors, q, policy, where)
+            found.sort(key=lambda f: (not f[2], -f[1]))
+            seen: set[str] = set()
+            for id_, similarity, exact in found:
+                if id_ in seen or not (exact or similarity >= floor):
+                    continue
+                seen.add(id_)
+                out[q].append(DuplicatePublic(id=id_, similarity=round(float(similarity), 4),
+                                              same_event=exact or similarity >= threshold,
+                                              exact=exact))
+            out[q] = out[q][:policy.top_k]
+        return out
+
+    def similar(self, text: str, *, limit: int) -> list[dict[str, Any]]:
+        """The review page's hook (serving/review.py SimilarCaseFinder): registered complaints
+        like `text` in the window up to now, with their texts."""
+        query = Query(id=None, text=text, text_hash=text_hash(text), embedding=None,
+                      model_version=None, time=datetime.now(UTC))
+        [found] = self.search([query], replace(self.policy, top_k=limit, match=()))
+        texts: dict[str, str] = {}
+        with self.sessions() as session:
+            for d in found:
+                try:
+                    texts[d.id] = store.get_complaint(session, d.id).text
+                except NotFound:  # removed since the search
+                    continue
+        return [{"id": d.id, "similarity": d.similarity, "kind": "exact" if d.exact else "near",
+                 "text": texts[d.id]} for d in found if d.id in texts]
+
+    @staticmethod
+    def _earlier_in_batch(queries: Sequence[Query], vectors: list[np.ndarray | None], q: int,
+                          policy: DuplicatePolicy, where: Mapping[str, str]
+                          ) -> list[tuple[str, float, bool]]:
+        query, vector = queries[q], vectors[q]
+        found = []
+        for j in range(q):
+            other, other_vector = queries[j], vectors[j]
+            if other.id is None or other_vector is None or vector is None \
+                    or abs(other.time - query.time) > policy.window \
+                    or any(other.metadata.get(k) != v for k, v in where.items()):
+                continue
+            exact = other.text_hash == query.text_hash
+            similarity = 1.0 if exact else float(np.dot(vector, other_vector))
+            found.append((other.id, min(similarity, 1.0), exact))
+        return found
+
+    def _embeddings(self, queries: Sequence[Query], version: str,
+                    router: Router) -> list[np.ndarray | None]:
+        """Each query's embedding in the index's model: its own if of that version, else
+        re-embedded with the index's router (during a rebuild); None for an empty text."""
+        out: list[np.ndarray | None] = [None] * len(queries)
+        redo = []
+        for i, query in enumerate(queries):
+            if not normalize_text(query.text):
+                continue  # nothing the citizen wrote is left: it repeats nothing
+            if query.embedding is not None and query.model_version == version:
+                out[i] = _unit(query.embedding)
+            else:
+                redo.append(i)
+        if redo:
+            vectors = router.embed([queries[i].text for i in redo])
+            for i, vector in zip(redo, vectors, strict=True):
+                out[i] = _unit(vector)
+        return out
+
+    # -- writing ---------------------------------------------------------------------------------
+    def add(self, entries: Sequence[Entry]) -> None:
+        """Index registered complaints (after their transaction committed). An index failure is
+        logged and schedules a rebuild from the store; it never fails the caller."""
+        entries = [e for e in entries if normalize_text(e.text)]
+        if not entries:
+            return
+        try:
+            for _ in range(3):  # the index may be swapped while we embed: then embed again
+                with self._lock:
+                    index, router = self._index, self._router
+                    if self._journal is not None:
+                        self._journal.append(("add", entries))
+                        entries_journaled = True
+                    else:
+                        entries_journaled = False
+                if index is None or router is None:
+                    return  # the build in progress reads the store or replays the journal
+                vectors = self._vectors(entries, index.model_version, router)
+                with self._lock:
+                    if self._index is not index:
+                        if entries_journaled:
+                            return  # the swap replayed them onto the new index
+                        continue
+                    _add_to(index, entries, vectors)
+                    self._dirty = True
+                    return
+            raise SimilarityIndexError("the index kept changing while complaints were added")
+        except Exception:
+            log.exception("adding %d complaints to the similarity index failed; it will be "
+                          "rebuilt from the store", len(entries))
+            with self._lock:
+                self._needs_rebuild = True
+            self._wake.set()
+
+    def remove(self, ids: Sequence[str]) -> None:
+        try:
+            with self._lock:
+                if self._journal is not None:
+                    self._journal.append(("remove", list(ids)))
+                if self._index is not None:
+                    self._index.remove(list(ids))
+                    self._dirty = True
+        except Exception:
+            log.exception("removing %s from the similarity index failed; it will be rebuilt",
+                          list(ids))
+            with self._lock:
+                self._needs_rebuild = True
+            self._wake.set()
+
+    def save(self) -> Path | None:
+        """Write the index to index_root/<version>/ if it changed since the last save."""
+        with self._lock:
+            index = self._index
+            if index is None or not self._dirty:
+                return None
+            self._dirty = False
+        directory = self.index_root / index.model_version
+        try:
+            index.save(directory)
+        except Exception:
+            log.exception("saving the similarity index to %s failed; retrying later", directory)
+            with self._lock:
+                self._dirty = True
+            return None
+        return directory
+
+    # -- building --------------------------------------------------------------------------------
+    def _maintain(self) -> None:
+        last_save = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(timeout=self.save_interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            with self._lock:
+                target = self._target
+                stale = target is not None and (
+                    self._index is None or self._index.model_version != target.version
+                    or self._needs_rebuild)
+            if stale and target is not None:  # a failed build is retried on the next tick
+                self.build(target)
+            if time.monotonic() - last_save >= self.save_interval_s:
+                self.save()
+                last_save = time.monotonic()
+
+    def build(self, router: Router) -> None:
+        """Make the index of `router`'s version current: load and reconcile, or rebuild."""
+        version = router.version
+        started = time.perf_counter()
+        with self._lock:
+            self._journal = []  # open before reading the store: nothing falls in between
+            force = self._needs_rebuild  # cleared at the swap: until then not ready
+        try:
+            with self.sessions() as session:
+                rows = [r for r in store.registered_complaints(session) if normalize_text(r.text)]
+            index, how = (None, "rebuilt") if force else self._load_reconciled(router, rows)
+            if index is None:
+                index = SimilarityIndex(_dim(router), version)
+                self._embed_into(index, router, [entry_of(r) for r in rows])
+            # saved before it is swapped in: "ready" means on disk too (later writes debounce)
+            index.save(self.index_root / version)
+            self.last_build = {"model_version": version, "how": how, "size": len(index),
+                               "seconds": round(time.perf_counter() - started, 3)}
+            self._swap_in(index, router)
+        except _Cancelled:
+            with self._lock:
+                self._journal = None
+            return
+        except Exception as exc:
+            log.exception("building the similarity index for model %s failed", version)
+            with self._changed:
+                self._journal = None
+                self._build_error = (version, f"{type(exc).__name__}: {exc}")
+                self._changed.notify_all()
+            return
+        log.info("similarity index for model %s %s: %d complaints in %.1f s", version, how,
+                 len(index), self.last_build["seconds"])
+
+    def _load_reconciled(self, router: Router, rows: Sequence[Complaint]
+                         ) -> tuple[SimilarityIndex | None, str]:
+        directory = self.index_root / router.version
+        if not (directory / "index.npz").is_file():
+            return None, "rebuilt (no saved index)"
+        try:
+            index = SimilarityIndex.load(directory, model_version=router.version)
+        except (SimilarityIndexError, OSError, ValueError, KeyError) as exc:
+            log.warning("the saved similarity index in %s is unusable (%s); rebuilding",
+                        directory, exc)
+            return None, "rebuilt (saved index unusable)"
+        missing = [r for r in rows if r.id not in index]
+        if len(index) != len(rows) - len(missing):
+            return None, "rebuilt (saved index holds removed complaints)"
+        self._embed_into(index, router, [entry_of(r) for r in missing])
+        return index, f"loaded from {directory} (+{len(missing)} from the store)"
+
+    def _embed_into(self, index: SimilarityIndex, router: Router,
+                    entries: Sequence[Entry]) -> None:
+        for start in range(0, len(entries), EMBED_BATCH):
+            if self._stop.is_set():
+                raise _Cancelled
+            chunk = entries[start:start + EMBED_BATCH]
+            _add_to(index, chunk, self._vectors(chunk, index.model_version, router))
+
+    def _swap_in(self, index: SimilarityIndex, router: Router) -> None:
+        """Replay the writes made during the build, then make `index` the current one."""
+        done = 0
+        while True:
+            with self._changed:
+                journal = self._journal or []
+                if len(journal) - done <= _REPLAY_UNDER_LOCK:
+                    self._replay(index, router, journal[done:])
+                    self._dirty = bool(journal)  # the saved copy lacks the replayed writes
+                    self._index, self._router, self._journal = index, router, None
+                    # writes that failed on the old index are in the store read or the journal
+                    self._needs_rebuild = False
+                    self._thresholds = self._load_thresholds(index.model_version)
+                    self._build_error = None
+                    self._changed.notify_all()
+                    return
+                pending = journal[done:]
+            self._replay(index, router, pending)  # the long tail outside the lock
+            done += len(pending)
+
+    def _replay(self, index: SimilarityIndex, router: Router,
+                journal: Sequence[tuple[str, Any]]) -> None:
+        for op, payload in journal:
+            if op == "add":
+                _add_to(index, payload, self._vectors(payload, index.model_version, router))
+            else:
+                index.remove(payload)
+
+    @staticmethod
+    def _vectors(entries: Sequence[Entry], version: str, router: Router) -> np.ndarray:
+        vectors: list[np.ndarray | None] = [
+            e.embedding if e.embedding is not None and e.model_version == version else None
+            for e in entries]
+        redo = [i for i, v in enumerate(vectors) if v is None]
+        if redo:
+            for i, v in zip(redo, router.embed([entries[i].text for i in redo]), strict=True):
+                vectors[i] = v
+        return np.vstack([np.asarray(v, np.float32) for v in vectors])
+
+    def _load_thresholds(self, version: str | None) -> Thresholds:
+        same, floor, source = DEFAULT_SAME_EVENT, DEFAULT_FLOOR, "default"
+        path = None if version is None else self.index_root / version / THRESHOLD_FILE
+        if path is not None and path.is_file():
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                same, floor = float(record["same_event"]), float(record["floor"])
+                source = str(path)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.error("%s is unreadable (%s); using the default duplicate thresholds",
+                          path, exc)
+        if self.policy.threshold is not None:
+            same, source = self.policy.threshold, "settings"
+        if self.policy.floor is not None:
+            floor = self.policy.floor
+        return Thresholds(same_event=same, floor=min(floor, same), source=source)
+
+
+class _Cancelled(Exception):
+    """The service is closing: a build stops between batches."""
+
+
+def query_of(complaint: ComplaintIn, routing: Routing) -> Query:
+    return Query(id=complaint.id, text=complaint.text, text_hash=text_hash(complaint.text),
+                 embedding=routing.embedding, model_version=routing.model_version,
+                 time=_aware(complaint.received_at) or datetime.now(UTC),
+                 metadata=_metadata(complaint.channel, complaint.location))
+
+
+def entry_of(row: Complaint, routing: Routing | None = None) -> Entry:
+    return Entry(id=row.id, text=row.text, text_hash=row.text_hash,
+                 time=row.received_at or row.registered_at,
+                 metadata=_metadata(row.channel, row.location),
+                 embedding=None if routing is None else routing.embedding,
+                 model_version=None if routing is None else routing.model_version)
+
+
+def _add_to(index: SimilarityIndex, entries: Sequence[Entry], vectors: np.ndarray) -> None:
+    if entries:
+        index.add([e.id for e in entries], vectors, [e.time.timestamp() for e in entries],
+                  [e.text_hash for e in entries], [dict(e.metadata) for e in entries])
+
+
+def _metadata(channel: str | None, location: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("channel", channel), ("location", location)) if v}
+
+
+def _dim(router: Router) -> int:
+    return int(router.embed([SMOKE_TEXT]).shape[1])
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    v = np.asarray(vector, np.float32)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Aware times as they are; one without a zone is China time, as the duty list's."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=SLA_TIMEZONE) if value.utcoffset() is None else value
+
+
+async def _in_thread(fn: Callable[..., T], /, *args: Any) -> T:
+    """A store call in a worker thread; an unreachable or locked database is a 503."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except OperationalError as exc:
+        log.error("store unavailable: %s", exc)
+        raise StoreUnavailable("the database is unavailable or busy; retry in a moment") from exc
+
+
+# --- the registry behind /v1/complaints -----------------------------------------------------------
+
+class _Capture:
+    """A DuplicateFinder that remembers what was routed, so the registry can store and index it."""
+
+    def __init__(self, duplicates: DuplicateService, metrics: Metrics):
+        self.duplicates = duplicates
+        self.metrics = metrics
+        self.routed: dict[str, tuple[ComplaintIn, Routing]] = {}
+
+    def find(self, complaints: Sequence[ComplaintIn],
+             routings: Sequence[Routing]) -> list[list[DuplicatePublic]]:
+        self.routed = {c.id: (c, r) for c, r in zip(complaints, routings, strict=True)}
+        try:  # found before the complaints themselves are added
+            return self.duplicates.find(complaints, routings, within_batch=True)
+        except Exception:  # duplicates are a hint: their failure must not stop registration
+            log.exception("duplicate search failed while registering; no duplicates returned")
+            self.metrics.errors.labels("duplicates_failed").inc()
+            return [[] for _ in complaints]
+
+
+class ComplaintRegistry:
+    """Registered complaints: the store (truth) and the similarity index (search), together."""
+
+    def __init__(self, sessions: sessionmaker[Session], duplicates: DuplicateService,
+                 metrics: Metrics):
+        self.sessions = sessions
+        self.duplicates = duplicates
+        self.metrics = metrics
+
+    async def register(self, body: Any, *, batcher: MicroBatcher, max_complaints: int,
+                       max_text_chars: int, request_id: str, model_version: str,
+                       actor: str) -> RegisterResponse:
+        """Validate and route each complaint as /v1/route does, find its duplicates among those
+        registered before it, then store the routed ones (one transaction), log their routings
+        and index them. Items that fail validation, routing, or are already registered get an
+        error in their result; the others are registered."""
+        capture = _Capture(self.duplicates, self.metrics)
+        routed = await RoutingService(batcher, self.metrics, capture).route(
+            body, max_complaints=max_complaints, max_text_chars=max_text_chars,
+            request_id=request_id, model_version=model_version)
+        results = routed.results
+        candidates = [i for i, r in enumerate(results)
+                      if r.routing is not None and r.id in capture.routed]
+        ids = [str(results[i].id) for i in candidates]
+        taken = await _in_thread(self._registered, ids)
+        for i in candidates:
+            if results[i].id in taken:
+                self._fail(results[i], "already_registered", f"complaints[{i}].id",
+                           f"complaints[{i}].id: complaint {results[i].id!r} is already "
+                           "registered; DELETE /v1/complaints/{id} first or use a new id")
+        chosen = [capture.routed[str(results[i].id)] for i in candidates
+                  if results[i].error is None]
+        if chosen:
+            rows = await _in_thread(self._store, chosen, request_id, actor)
+            self.duplicates.add([entry_of(row, routing)
+                                 for row, (_, routing) in zip(rows, chosen, strict=True)])
+        # a complaint of this request that was not registered is nobody's duplicate
+        unregistered = set(capture.routed) - {c.id for c, _ in chosen} - taken
+        for r in results:
+            r.duplicates = [d for d in r.duplicates if d.id not in unregistered]
+        n_ok = sum(r.error is None for r in results)
+        return RegisterResponse(request_id=request_id, model_version=routed.model_version,
+                                routed=n_ok, errors=len(results) - n_ok, registered=len(chosen),
+                                results=results)
+
+    async def similar(self, complaint_id: str, *, batcher: MicroBatcher,
+                      policy: DuplicatePolicy) -> SimilarResponse:
+        """Registered complaints similar to a registered one (never itself), received in the
+        window before or after it."""
+        row = await _in_thread(self._get, complaint_id)
+        [outcome] = await batcher.route([row.text])
+        if isinstance(outcome, RoutingFailed):
+            raise outcome
+        query = replace(query_of(ComplaintIn(id=row.id, text=row.text, channel=row.channel,
+                                             location=row.location), outcome),
+                        time=row.received_at or row.registered_at)
+        [found] = await asyncio.to_thread(self.duplicates.search, [query], policy,
+                                          both_ways=True)
+        return SimilarResponse(id=row.id, model_version=outcome.model_version,
+                               window_days=policy.window.total_seconds() / 86400,
+                               duplicates=found)
+
+    async def remove(self, complaint_id: str, *, actor: str) -> ComplaintRemovedPublic:
+        """Mark the complaint removed in the store, then drop it from the index."""
+        row = await _in_thread(self._remove, complaint_id, actor)
+        self.duplicates.remove([row.id])
+        return ComplaintRemovedPublic(id=row.id, removed=True, removed_at=row.removed_at)
+
+    # the store, in worker threads
+    def _registered(self, ids: Sequence[str]) -> set[str]:
+        taken = set()
+        with self.sessions() as session:
+            for id_ in ids:
+                try:
+                    store.get_complaint(session, id_)
+                    taken.add(id_)
+                except NotFound:
+                    continue
+        return taken
+
+    def _store(self, chosen: Sequence[tuple[ComplaintIn, Routing]], request_id: str,
+               actor: str) -> list[Complaint]:
+        version = chosen[0][1].model_version
+        # as the review service logs them: NUL (PostgreSQL refuses it) replaced, locations cut
+        # to the column, a received time without a zone read as China time
+        kept = [(c.text.replace("\x00", "\ufffd"), c.channel,
+                 c.location[:_LOCATION_CHARS] if c.location else None, _aware(c.received_at))
+                for c, _ in chosen]
+        with self.sessions() as session:
+            rows = store.register_complaints(session, [
+                store.NewComplaint(id=c.id, text=text, channel=channel, location=location,
+                                   received_at=received)
+                for (c, _), (text, channel, location, received) in zip(chosen, kept, strict=True)],
+                actor=actor, model_version=version)
+            try:  # a log of what the model said; the registration stands if it fails
+                store.log_routing(session, request_id, [
+                    store.RoutedText(text=text, routing=r, complaint_id=c.id, channel=channel,
+                                     location=location, received_at=received)
+                    for (c, r), (text, channel, location, received) in zip(chosen, kept,
+                                                                          strict=True)],
+                    actor=actor)
+            except Exception:
+                log.exception("logging the routings of request %s failed", request_id)
+                self.metrics.errors.labels("routing_log_failed").inc()
+            return rows
+
+    def _get(self, complaint_id: str) -> Complaint:
+        with self.sessions() as session:
+            return store.get_complaint(session, complaint_id)
+
+    def _remove(self, complaint_id: str, actor: str) -> Complaint:
+        with self.sessions() as session:
+            store.get_complaint(session, complaint_id)  # NotFound also when already removed
+            return store.remove_complaint(session, complaint_id, actor=actor)
+
+
+    def _fail(self, result: Any, code: str, field_: str, message: str) -> None:
+        """Turn a routed result into an error (the complaint is not registered)."""
+        result.error = ErrorDetail(code=code, field=field_, message=message)
+        result.routing = None
+        result.duplicates = []
+        self.metrics.errors.labels(code).inc()

@@ -1,0 +1,325 @@
+"""The review service: the store opened for the app, routings logged, and the officers' queue.
+
+    store = open_store(settings.database_url)      # in the lifespan: migrated to head
+    page = await run(store.sessions, queue, QueueFilter(department="公安局"), limit=50, offset=0)
+    item = await run(store.sessions, claim_next, officer_id(principal), QueueFilter())
+
+The store (serving/store/service.py) is synchronous SQLAlchemy: `run` calls one function of this
+module in a worker thread, with a session of its own, so a slow disk or a locked SQLite file never
+stalls the event loop. These functions turn the store's rows into the API's schemas; the store does
+the checking, the claiming and the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from model.errors import InvalidInput
+from model.taxonomy import Taxonomy
+from serving.auth import Principal
+from serving.batching import MicroBatcher
+from serving.errors import StoreUnavailable
+from serving.metrics import Metrics
+from serving.routing import DuplicateFinder, RoutingService
+from serving.schemas import (
+    AuditEntryPublic,
+    ComplaintIn,
+    DutyEntryPublic,
+    FeedbackIn,
+    HeadPublic,
+    ResponsePublic,
+    ReviewAnswerIn,
+    ReviewItemPublic,
+    ReviewItemSummaryPublic,
+    ReviewQueuePublic,
+    RouteResponse,
+    RoutingPublic,
+    SimilarCasePublic,
+    SuggestionPublic,
+)
+from serving.store import service
+from serving.store.db import make_engine, make_sessionmaker, normalise_url
+from serving.store.migrations import upgrade
+from serving.store.service import SLA_TIMEZONE, Answer, QueueFilter, RoutedText
+from serving.store.tables import Response as ResponseRow
+from serving.store.tables import ReviewItem
+
+log = logging.getLogger("huying.serving")
+
+T = TypeVar("T")
+# `routing_log.location` holds at most this many characters (a complaint's may be longer).
+_LOCATION_CHARS = 255
+# The actor of the audit entries written when the model's decision puts an item in the queue.
+ROUTER_ACTOR = "router"
+SIMILAR_LIMIT = 5
+_AGE = re.compile(r"^(\d{1,6}(?:\.\d{1,3})?)(min|h|d)$")
+_AGE_UNITS = {"min": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+
+# --- the store, opened once per app ------------------------------------------------------------
+
+@dataclass
+class Store:
+    """The app's database: an engine and the sessions made from it."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str) -> Store:
+    """Open the database at `url` and migrate it to head (a SQLite file's folder is created)."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(parsed)
+    try:
+        upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine=engine, sessions=make_sessionmaker(engine))
+
+
+async def run(sessions: sessionmaker[Session], fn: Callable[..., T], /, *args: Any,
+              **kwargs: Any) -> T:
+    """`fn(session, *args, **kwargs)` in a worker thread with a session of its own."""
+    def work() -> T:
+        with sessions() as session:
+            return fn(session, *args, **kwargs)
+
+    try:
+        return await asyncio.to_thread(work)
+    except OperationalError as exc:  # unreachable server, or SQLite locked past its timeout
+        log.error("store unavailable: %s", exc)
+        raise StoreUnavailable("the database is unavailable or busy; retry in a moment") from exc
+
+
+def officer_id(principal: Principal) -> str:
+    """Who a key is in the store (claims, responses, audit log): its name and its public id."""
+    return f"{principal.name[:100]} ({principal.key_id})"
+
+
+# --- every routing logged ----------------------------------------------------------------------
+
+class LoggedRoutingService(RoutingService):
+    """The routing service, logging each routed complaint in the store after routing it.
+
+    Complaints decided `review` join the review queue (the store does that). If the log cannot be
+    written the request fails (503): a `review` that no officer would ever see is worse than a retry.
+    """
+
+    def __init__(self, batcher: MicroBatcher, metrics: Metrics,
+                 duplicates: DuplicateFinder | None, sessions: sessionmaker[Session]):
+        super().__init__(batcher, metrics, duplicates)
+        self.sessions = sessions
+
+    async def route(self, body: Any, **kwargs: Any) -> RouteResponse:
+        response = await super().route(body, **kwargs)
+        routed = [routed_text(body["complaints"][r.index], r.routing) for r in response.results
+                  if r.routing is not None]
+        if routed:
+            await run(self.sessions, service.log_routing, response.request_id, routed,
+                      actor=ROUTER_ACTOR)
+        return response
+
+
+def routed_text(raw: Any, routing: RoutingPublic) -> RoutedText:
+    """What the store logs for one routed complaint. A received time without a time zone is
+    taken as China time, the duty list's."""
+    complaint = ComplaintIn.model_validate(raw)  # it was valid when routed
+    received = complaint.received_at
+    if received is not None and (received.tzinfo is None or received.utcoffset() is None):
+        received = received.replace(tzinfo=SLA_TIMEZONE)
+    location = complaint.location[:_LOCATION_CHARS] if complaint.location else None
+    return RoutedText(text=complaint.text.replace("\x00", "\ufffd"),
+                      routing=routing.model_dump(mode="json"),
+                      complaint_id=complaint.id, channel=complaint.channel, location=location,
+                      received_at=received)
+
+
+# --- the queue -----------------------------------------------------------------------------------
+
+def parse_age(value: str | None, name: str) -> timedelta | None:
+    """'30min', '2h', '3d' → a timedelta; None stays None."""
+    if value is None or not value.strip():
+        return None
+    match = _AGE.match(value.strip())
+    if match is None:
+        raise InvalidInput(f"{name} {value!r} is not a number and a unit (min, h or d), e.g. "
+                           "30min, 2h, 3d", field=name)
+    return float(match.group(1)) * _AGE_UNITS[match.group(2)]
+
+
+def queue_filter(*, department: str | None = None, category: str | None = None,
+                 channel: str | None = None, min_age: str | None = None,
+                 max_age: str | None = None) -> QueueFilter:
+    """The store's filter of open items from the query string; blank values mean "any"."""
+    return QueueFilter(department=department or None, category=category or None,
+                       channel=channel or None, min_age=parse_age(min_age, "min_age"),
+                       max_age=parse_age(max_age, "max_age"))
+
+
+def queue(session: Session, filters: QueueFilter, *, limit: int,
+          offset: int) -> ReviewQueuePublic:
+    page = service.list_queue(session, filters, limit=limit, offset=offset)
+    return ReviewQueuePublic(total=page.total, limit=page.limit, offset=page.offset,
+                             items=[summary(i) for i in page.items])
+
+
+def mine(session: Session, officer: str) -> list[ReviewItemSummaryPublic]:
+    """The items `officer` holds now (claims not expired), most urgent first."""
+    page = service.list_queue(session, QueueFilter(status="claimed"), limit=service.MAX_PAGE)
+    return [summary(i) for i in page.items if i.claimed_by == officer]
+
+
+def claim_next(session: Session, officer: str,
+               filters: QueueFilter) -> ReviewItemSummaryPublic | None:
+    item = service.claim_next(session, officer, filters)
+    return None if item is None else summary(item)
+
+
+def claim(session: Session, item_id: int, officer: str) -> ReviewItemSummaryPublic:
+    return summary(service.claim(session, item_id, officer))
+
+
+def release(session: Session, item_id: int, officer: str) -> ReviewItemSummaryPublic:
+    return summary(service.discard(session, item_id, officer))
+
+
+# --- one item ------------------------------------------------------------------------------------
+
+class SimilarCaseFinder(Protocol):
+    """The optional hook on `app.state.duplicates`: registered complaints like a text."""
+
+    def similar(self, text: str, *, limit: int) -> Sequence[Any]: ...
+
+
+def detail(session: Session, item_id: int, officer: str, taxonomy: Taxonomy,
+           similar: SimilarCaseFinder | None = None) -> ReviewItemPublic:
+    """Everything an officer needs about one item (viewing it claims nothing)."""
+    item = service.get_review_item(session, item_id)
+    responses = service.responses_for(session, item.id)
+    trail = service.audit_trail(session, "review_item", item.id)
+    for r in responses:
+        trail += service.audit_trail(session, "response", r.id)
+    trail.sort(key=lambda e: e.id)
+    draft = next((r for r in reversed(responses)
+                  if r.status == "draft" and r.officer == officer), None)
+    return ReviewItemPublic(
+        **summary(item).model_dump(), suggestion=suggestion_of(item.suggestion),
+        duty=duty_entry(taxonomy, item), similar=similar_cases(similar, item.text),
+        draft=None if draft is None else response_public(draft),
+        responses=[response_public(r) for r in responses],
+        audit=[AuditEntryPublic.model_validate(e, from_attributes=True) for e in trail])
+
+
+def suggestion_of(raw: Mapping[str, Any] | None) -> SuggestionPublic:
+    raw = raw or {}
+    heads: dict[str, HeadPublic] = {}
+    for head in ("category", "subcategory", "department"):
+        try:
+            if isinstance(raw.get(head), Mapping):
+                heads[head] = HeadPublic.model_validate(raw[head])
+        except ValidationError:  # a suggestion from elsewhere (e.g. the label audit) may be partial
+            continue
+    decision, version = raw.get("decision"), raw.get("model_version")
+    return SuggestionPublic(**heads, decision=decision if isinstance(decision, str) else None,
+                            model_version=version if isinstance(version, str) else None)
+
+
+def duty_entry(taxonomy: Taxonomy, item: ReviewItem) -> DutyEntryPublic | None:
+    """The served duty list's entry for the suggested subcategory, else the one the model saw."""
+    if item.subcategory:
+        try:
+            e = taxonomy.entry(item.subcategory)
+            return DutyEntryPublic(category=e.category, subcategory=e.subcategory,
+                                   department=e.department, time_limit=e.time_limit,
+                                   legal_basis=e.legal_basis, description=e.description)
+        except KeyError:
+            pass
+    snapshot = (item.suggestion or {}).get("duty")
+    if isinstance(snapshot, Mapping):
+        try:
+            return DutyEntryPublic.model_validate(
+                {k: v for k, v in snapshot.items() if v is not None})
+        except ValidationError:
+            return None
+    return None
+
+
+def similar_cases(finder: SimilarCaseFinder | None, text: str) -> list[SimilarCasePublic]:
+    """Registered complaints like `text`, if the duplicates service is there; an optional
+    extension that fails costs the officer only this list (it is logged)."""
+    if finder is None or not hasattr(finder, "similar"):
+        return []
+    try:
+        found = finder.similar(text, limit=SIMILAR_LIMIT)
+        return [SimilarCasePublic.model_validate(c, from_attributes=not isinstance(c, Mapping))
+                for c in found][:SIMILAR_LIMIT]
+    except Exception:
+        log.exception("similar-case search failed; the review item shows none")
+        return []
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+def answer_of(body: ReviewAnswerIn) -> Answer:
+    parts = None if body.parts is None else [
+        p.model_dump(exclude_none=True) for p in body.parts]
+    return Answer(kind=body.kind, category=body.category, subcategory=body.subcategory,
+                  department=body.department, parts=parts, note=body.note)
+
+
+def save_draft(session: Session, item_id: int, officer: str,
+               body: ReviewAnswerIn) -> ResponsePublic:
+    return response_public(service.save_draft(session, item_id, officer, answer_of(body)))
+
+
+def submit(session: Session, item_id: int, officer: str, body: ReviewAnswerIn,
+           taxonomy: Taxonomy) -> ResponsePublic:
+    return response_public(service.submit_response(session, item_id, officer, answer_of(body),
+                                                   taxonomy))
+
+
+def feedback(session: Session, body: FeedbackIn, taxonomy: Taxonomy, *, source: str,
+             actor: str) -> ResponsePublic:
+    return response_public(service.feedback(session, body.complaint_id, answer_of(body),
+                                            taxonomy, source=source, actor=actor,
+                                            text=body.text))
+
+
+# --- rows → schemas ------------------------------------------------------------------------------
+
+def summary(item: ReviewItem) -> ReviewItemSummaryPublic:
+    # an expired claim is open again: anyone may take it
+    held = item.status == "claimed" and item.claim_expires_at is not None \
+        and item.claim_expires_at > datetime.now(UTC)
+    status: Literal["open", "claimed", "done"] = (
+        "done" if item.status == "done" else "claimed" if held else "open")
+    return ReviewItemSummaryPublic(
+        id=item.id, complaint_id=item.complaint_id, text=item.text, channel=item.channel,
+        reason=item.reason, status=status,
+        received_at=item.received_at, due_at=item.due_at, category=item.category,
+        subcategory=item.subcategory, department=item.department,
+        confidence=round(item.min_confidence, 4), model_version=item.model_version,
+        claimed_by=item.claimed_by if held else None,
+        claim_expires_at=item.claim_expires_at if held else None)
+
+
+def response_public(row: ResponseRow) -> ResponsePublic:
+    return ResponsePublic.model_validate(row, from_attributes=True)

@@ -1,0 +1,255 @@
+"""Labelled duplicate pairs from real-shaped data, and the threshold evaluation (training/pairs.py)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.pairs import (
+    Pair,
+    best_f1_threshold,
+    build_pairs,
+    evaluate_bundle,
+    evaluate_pairs,
+    read_pairs,
+    recall_floor,
+    render_table,
+    save_threshold,
+    split_by_time,
+    write_pairs,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Haikou-shaped tickets: ids start with the date; cat2 is the category.
+LAMP = "龙华区南沙路坡博新村二巷102号处有一盏路灯不亮"
+LAMP_AGAIN = "市民来电反映: 龙华区南沙路坡博新村二巷102号处有一盏路灯不亮，至今未修，其认为不合理"
+PARKING = "秀英区向荣北路金美花园外面很多机动车违停，堵住小区出入口"
+FEES = "其原来在公司上班有社保，请问辞职出来了个人社保怎么交费？"
+PHONE = "车管所电话的问题。"
+FILLER = ["美兰区海甸岛三西路7号宿舍旁私人加建违章建筑", "琼山区中山南一横路西餐厅抽油烟机噪音扰民",
+          "海府一横路政通驾校不退学费", "龙昆南路公交站台损坏无人维修", "滨海大道夜间施工噪音扰民",
+          "国兴大道人行道井盖缺失", "白龙南路垃圾堆放多日无人清运", "金盘路工地泥头车带泥上路"]
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8")
+
+
+@pytest.fixture
+def sources(tmp_path) -> tuple[Path, Path]:
+    haikou, teddy = tmp_path / "haikou", tmp_path / "teddy"
+    tickets = [
+        {"ticket_id": "20180203000001", "month": "201802", "text": LAMP, "cat2": "市政"},
+        {"ticket_id": "20180210000002", "month": "201802", "text": LAMP_AGAIN, "cat2": "市政"},
+        {"ticket_id": "20180301000003", "month": "201803", "text": PARKING, "cat2": "交通"},
+        {"ticket_id": "20180305000004", "month": "201803", "text": "请交警核实处理!" + PARKING,
+         "cat2": "交通"},  # followup that is an exact repeat once normalised
+        {"ticket_id": "20180306000005", "month": "201803", "text": FEES, "cat2": "社保"},
+    ]
+    tickets += [{"ticket_id": f"2018{m:02d}{d:02d}1000{n:02d}", "month": f"2018{m:02d}",
+                 "text": PHONE, "cat2": "咨询"}
+                for n, (m, d) in enumerate([(2, 1), (2, 5), (2, 9), (3, 1), (3, 2), (3, 8),
+                                            (3, 9), (3, 20)])]
+    tickets += [{"ticket_id": f"201802{10 + i:02d}2000{i:02d}", "month": "201802", "text": t,
+                 "cat2": "市政"} for i, t in enumerate(FILLER)]
+    tickets += [{"ticket_id": f"201803{10 + i:02d}3000{i:02d}", "month": "201803",
+                 "text": t + "(第二次)", "cat2": "交通"} for i, t in enumerate(FILLER)]
+    _write(haikou / "tickets-2018-02-to-04.jsonl", tickets)
+    _write(haikou / "followup-pairs-2017-12-to-2018-04.jsonl", [
+        {"ticket_id": "20180210000002", "ref_ticket_id": "20180203000001", "text": LAMP_AGAIN,
+         "ref_text": "ignored: the ticket's own text is used"},
+        {"ticket_id": "20180305000004", "ref_ticket_id": "20180301000003", "text": "x",
+         "ref_text": PARKING},
+    ])
+    messages = [
+        {"id": "1", "user": "u1", "time": "2019/3/1 10:00:00",
+         "title": "A3区欣胜园小区急需水改电改",
+         "text": "我们是A市A3区欣胜园小区居民，小区变压器老化，急需改造"},
+        {"id": "2", "user": "u1", "time": "2019/3/20 10:00:00",
+         "title": "A3区欣胜园小区急需水改电改！", "text": "再次反映：欣胜园小区变压器老化，水管网也要改造"},
+        {"id": "3", "user": "u2", "time": "2019-04-02 09:00:00",
+         "title": "投诉A2区丽发新城附近建搅拌站噪音扰民", "text": "丽发新城旁边建了搅拌站，噪音和粉尘严重"},
+        {"id": "4", "user": "u3", "time": "2019/4/20 09:00:00",
+         "title": "投诉A2区丽发新城附近建搅拌站噪音扰民",
+         "text": "搅拌站离小区不到百米，日夜施工，居民无法休息"},
+        {"id": "5", "user": "u4", "time": "2019/4/21 09:00:00",
+         "title": "对A市公交线路的建议", "text": "建议增加早班公交"},
+        {"id": "6", "user": "u5", "time": "2019/4/22 09:00:00",
+         "title": "对A市公交线路的建议", "text": "公交线路太绕，希望优化"},  # city only: no pair
+        {"id": "7", "user": "u1", "time": "2019/4/25 09:00:00",
+         "title": "A7县文体中心何时开放", "text": "文体中心建成多年仍未开放"},  # u1, other title
+    ]
+    messages += [{"id": str(100 + i), "user": f"v{i}", "time": f"2019/{3 + i % 2}/{1 + i}"
+                  " 08:00:00", "title": f"A{2 + i % 2}区{t[:6]}", "text": t}
+                 for i, t in enumerate(FILLER)]
+    _write(teddy / "messages-unlabelled-fj3.jsonl", messages)
+    return haikou, teddy
+
+
+def test_pairs_follow_the_documented_rules(sources):
+    pairs = build_pairs(*sources, seed=0)
+    positives = {(p.a_id, p.b_id): p for p in pairs if p.label == 1}
+    lamp = positives[("20180210000002", "20180203000001")]
+    assert lamp.kind == "followup" and lamp.b_text == LAMP and not lamp.exact
+    parking = positives[("20180305000004", "20180301000003")]
+    assert parking.kind == "followup" and parking.exact  # found by hash: reported apart
+    group = [p for p in pairs if p.kind == "repeat_group"]
+    assert len(group) == 5 and all(p.exact for p in group)  # 8 tickets, capped at 5 pairs
+    assert positives[("2", "1")].kind == "same_user_repost"
+    assert positives[("4", "3")].kind == "same_title_place"
+    assert ("6", "5") not in positives and ("7", "2") not in positives
+    # Teddy pairs are compared on the bodies, never on the titles the rule looked at
+    assert positives[("4", "3")].a_text.startswith("搅拌站")
+
+
+def test_negatives_are_unlinked_and_anchored_on_their_positive(sources):
+    pairs = build_pairs(*sources, seed=0)
+    linked = {frozenset((p.a_id, p.b_id)) for p in pairs if p.label == 1}
+    for p in pairs:
+        if p.label == 0:
+            assert p.kind in ("hard_negative", "random_negative")
+            assert frozenset((p.a_id, p.b_id)) not in linked and not p.exact
+    near = [p for p in pairs if p.label == 1 and not p.exact]
+    for pos in near:
+        negs = [p for p in pairs if p.label == 0 and p.a_id == pos.a_id]
+        assert negs and {p.split for p in negs} == {pos.split}
+        assert sum(p.kind == "random_negative" for p in negs) == 2
+    hard = [p for p in pairs if p.kind == "hard_negative" and p.source == "haikou12345"]
+    assert hard and all(p.b_text in FILLER for p in hard)  # same category, within 30 days
+
+
+def test_building_is_deterministic_and_split_by_time(sources):
+    first, again = build_pairs(*sources, seed=0), build_pairs(*sources, seed=0)
+    assert first == again
+    assert build_pairs(*sources, seed=1) != first  # the seed picks the negatives
+    for source in ("haikou12345", "teddy2020c"):
+        cal = [p.time for p in first if p.source == source and p.split == "calibration"]
+        ev = [p.time for p in first if p.source == source and p.split == "evaluation"]
+        assert cal and ev and max(cal) < min(ev)
+
+
+def test_pairs_round_trip_through_jsonl(sources, tmp_path):
+    pairs = build_pairs(*sources)
+    path = write_pairs(pairs, tmp_path / "pairs.jsonl.gz")
+    assert read_pairs(path) == pairs
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a_text": "x", "b_text": "y"}\n', encoding="utf-8")
+    with pytest.raises(Exception, match="lacks label"):
+        read_pairs(bad)
+
+
+def test_threshold_helpers_on_a_small_example():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    labels = np.array([1, 1, 0, 1, 0, 0])
+    # F1 at >=0.8: 2/3 recall, precision 1 → 0.8; at >=0.6: P 3/4, R 1 → 0.857 (best), and
+    # the threshold sits halfway to the next lower score
+    assert best_f1_threshold(scores, labels) == pytest.approx(0.55)
+    assert recall_floor(scores, labels, 0.6) == pytest.approx(0.8)
+    assert recall_floor(scores, labels, 1.0) == pytest.approx(0.6)
+
+
+def _handmade() -> tuple[list[Pair], dict[str, np.ndarray]]:
+    """Four events; positives are noisy copies of their event's vector, negatives other events."""
+    rng = np.random.default_rng(0)
+    events = rng.normal(size=(4, 8))
+    vectors: dict[str, np.ndarray] = {}
+    pairs = []
+    for split, day in (("calibration", "2018-01-10"), ("evaluation", "2018-03-10")):
+        for e in range(4):
+            for n in range(3):
+                a, b = f"{split}事件{e}甲{n}", f"{split}事件{e}乙{n}"
+                vectors[a] = events[e] + 0.1 * rng.normal(size=8)
+                vectors[b] = events[e] + 0.1 * rng.normal(size=8)
+                c = f"{split}事件{(e + 1) % 4}丙{n}"
+                vectors[c] = events[(e + 1) % 4] + 0.1 * rng.normal(size=8)
+                pairs.append(Pair(a, b, 1, "followup", "test", time=day, split=split))
+                pairs.append(Pair(a, c, 0, "hard_negative", "test", time=day, split=split))
+    pairs.append(Pair("完全相同的投诉", "市民来电反映: 完全相同的投诉", 1, "repeat_group", "test",
+                      time="2018-03-10", split="evaluation"))
+    vectors["完全相同的投诉"] = vectors["市民来电反映: 完全相同的投诉"] = events[0]
+    return pairs, vectors
+
+
+def test_evaluate_pairs_on_a_handmade_example():
+    pairs, vectors = _handmade()
+    calls = []
+
+    def embed(texts):
+        calls.append(len(texts))
+        return np.stack([vectors[t] for t in texts])
+
+    report = evaluate_pairs(pairs, embed)
+    assert calls == [len(vectors)]  # every text embedded once
+    assert report["exact"]["pairs"] == 1  # the exact repeat is reported apart
+    assert report["near_duplicates"]["evaluation"] == {"pairs": 24, "positives": 12}
+    emb = report["methods"]["embedding"]
+    assert emb["evaluation"]["roc_auc"] == 1.0 and emb["evaluation"]["average_precision"] == 1.0
+    assert emb["evaluation"]["precision"] == emb["evaluation"]["recall"] == 1.0
+    assert emb["floor"] <= emb["threshold"]
+    assert emb["evaluation_by_kind"]["followup"]["flagged"] == 1.0
+    assert emb["evaluation_by_kind"]["hard_negative"]["flagged"] == 0.0
+    tfidf = report["methods"]["tfidf"]
+    assert 0.0 <= tfidf["evaluation"]["roc_auc"] <= 1.0
+    table = render_table(report)
+    assert "bundle embedding cosine" in table and "char 1-3-gram TF-IDF cosine" in table
+
+
+def test_evaluate_pairs_needs_both_labels_in_both_halves():
+    pairs, vectors = _handmade()
+    only_positive = [p for p in pairs if p.label == 1 or p.split == "calibration"]
+    with pytest.raises(Exception, match="evaluation half"):
+        evaluate_pairs(only_positive, lambda ts: np.stack([vectors[t] for t in ts]))
+
+
+def test_pairs_without_a_split_are_split_by_time_per_source():
+    days = list(range(1, 11))
+    random.Random(0).shuffle(days)
+    pairs = [Pair("a", "b", 1, source=s, time=f"2018-01-{d:02d}") for d in days for s in "xy"]
+    pairs.append(Pair("a", "c", 0, source="x", time="2018-01-05"))  # a negative: its anchor's
+    out = split_by_time(pairs)
+    for p in out:
+        assert p.split == ("calibration" if p.time <= "2018-01-05" else "evaluation")
+    untimed = split_by_time([Pair("a", "b", 1, source="z") for _ in range(4)])
+    assert [p.split for p in untimed] == ["calibration"] * 2 + ["evaluation"] * 2
+
+
+def test_the_saved_threshold_is_what_serving_reads(tmp_path):
+    from serving.duplicates import DuplicatePolicy, DuplicateService
+
+    pairs, vectors = _handmade()
+    report = evaluate_pairs(pairs, lambda ts: np.stack([vectors[t] for t in ts]))
+    path = save_threshold(report, tmp_path / "index", "tiny-v1")
+    assert path == tmp_path / "index" / "tiny-v1" / "threshold.json"
+    service = DuplicateService(None, tmp_path / "index", DuplicatePolicy())  # type: ignore[arg-type]
+    limits = service._load_thresholds("tiny-v1")
+    assert limits.same_event == report["methods"]["embedding"]["threshold"]
+    assert limits.floor == report["methods"]["embedding"]["floor"]
+
+
+def test_evaluate_bundle_end_to_end(sources, tmp_path, tiny_bundle):
+    report = evaluate_bundle(tiny_bundle.path, haikou_dir=sources[0], teddy_dir=sources[1],
+                             write_pairs_to=tmp_path / "pairs.jsonl.gz", out_dir=tmp_path / "out",
+                             index_dir=tmp_path / "index")
+    assert report["model_version"] == "tiny-v1"
+    assert set(report["methods"]) == {"embedding", "tfidf", "mean_of_both"}
+    assert (tmp_path / "out" / "report.md").read_text(encoding="utf-8").startswith("# Duplicates")
+    assert json.loads((tmp_path / "index" / "tiny-v1" / "threshold.json").read_text())[
+        "model_version"] == "tiny-v1"
+    again = evaluate_bundle(tiny_bundle.path, tmp_path / "pairs.jsonl.gz")
+    assert again["methods"] == report["methods"]
+
+
+@pytest.mark.slow
+def test_pairs_from_the_vendored_haikou_data():
+    pairs = build_pairs(REPO / "data" / "haikou12345")
+    followups = [p for p in pairs if p.kind == "followup"]
+    assert len(followups) == 123
+    assert sum(not p.exact for p in followups) > 40
+    assert {p.split for p in pairs} == {"calibration", "evaluation"}
