@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,11 +179,14 @@ def _fit_head(features: Any, labels: np.ndarray, config: BaselineConfig) -> Any:
 
 
 def cross_validate(dataset: Dataset | str | Path, folds: int = 5, *,
-                   config: BaselineConfig | None = None) -> dict[str, Any]:
-    """K-fold cross-validation of the baseline over every labelled row (data without a time split).
+                   config: BaselineConfig | None = None,
+                   fit: Callable[[list[Record], dict[str, tuple[str, ...]]], Any] | None = None
+                   ) -> dict[str, Any]:
+    """K-fold cross-validation over every labelled row (data without a time split).
 
     Folds are stratified by each row's first label and grouped by normalised text, so a repeated
-    complaint never sits on both sides. Returns per-head mean ± sd over folds and pooled metrics.
+    complaint never sits on both sides. `fit(train_records, spaces)` returns a Predictor; the
+    default trains this baseline. Returns per-head mean ± sd over folds and pooled metrics.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -203,8 +206,9 @@ def cross_validate(dataset: Dataset | str | Path, folds: int = 5, *,
         warnings.simplefilter("ignore", UserWarning)  # classes rarer than the fold count
         split_indices = list(splitter.split(records, strata, [r.text for r in records]))
     for train_rows, test_rows in split_indices:
-        model = train_baseline([records[i] for i in train_rows], spaces, config=config,
-                               dataset=dataset.config.name)
+        train_records = [records[i] for i in train_rows]
+        model = (fit(train_records, spaces) if fit is not None else
+                 train_baseline(train_records, spaces, config=config, dataset=dataset.config.name))
         heads, _ = predict_heads(model, [records[i] for i in test_rows])
         per_fold.append({h: _summary(head_metrics(p)) for h, p in heads.items()})
         for head, predictions in heads.items():

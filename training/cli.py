@@ -305,8 +305,25 @@ def train(
     version: Annotated[str | None, typer.Option(help="Bundle version name.")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
     activate: Annotated[bool, typer.Option(help="Make the new bundle the active one.")] = False,
+    cv: Annotated[int, typer.Option(
+        help="Instead of a bundle: K-fold cross-validated metrics, for data without a time "
+             "split (the baseline's folds).")] = 0,
 ) -> None:
     """Fine-tune the encoder, export it to ONNX (gated), calibrate and write a bundle."""
+    if cv:
+        from training.baseline import cross_validate
+        from training.finetune import FinetuneConfig
+        from training.pipeline import router_fitter
+
+        config = FinetuneConfig.from_preset(preset, **({"base": base} if base else {}),
+                                            **({"epochs": epochs} if epochs else {}))
+        result = cross_validate(dataset_yaml, cv, fit=router_fitter(config))
+        result["config"] = config.to_dict()
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cv.json").write_text(json.dumps(result, ensure_ascii=False, indent=1),
+                                     encoding="utf-8")
+        _print_cv(result)
+        return
     bundle = _train_router(dataset_yaml, preset, out, base=base, epochs=epochs,
                            precision=precision, target_precision=target_precision,
                            version=version, device=device)

@@ -237,3 +237,36 @@ def model_card(manifest: Mapping[str, Any], metrics: Mapping[str, Any],
               "learned poorly; their predictions go to review. Route only text written by the "
               "citizen: operator instructions are stripped by the normaliser.", ""]
     return "\n".join(lines)
+
+
+class TorchPredictor:
+    """A fine-tuned model before export, as a Predictor (cross-validation needs no ONNX)."""
+
+    def __init__(self, result: FinetuneResult):
+        self.result, self.spaces, self.name = result, result.spaces, "fine-tuned encoder (torch)"
+
+    def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        import torch
+
+        out: dict[str, list[np.ndarray]] = {h: [] for h in self.spaces}
+        self.result.model.eval()
+        with torch.no_grad():
+            for start in range(0, len(texts), 32):
+                ids, mask = _encode(self.result, texts[start:start + 32])
+                logits, _ = self.result.model(torch.from_numpy(ids), torch.from_numpy(mask))
+                for h, v in logits.items():
+                    out[h].append(torch.softmax(v, dim=-1).numpy())
+        return {h: np.concatenate(v) for h, v in out.items()}
+
+
+def router_fitter(config: FinetuneConfig, dev_share: float = 0.1):  # type: ignore[no-untyped-def]
+    """`fit` for cross-validation: fine-tune on a fold, early-stopping on a slice of that fold
+    (never on the held-out fold)."""
+
+    def fit(records: list[Record], spaces: Mapping[str, Sequence[str]]) -> TorchPredictor:
+        ordered = sorted(records, key=lambda r: r.text_hash)  # deterministic, repeats together
+        cut = max(1, int(len(ordered) * dev_share))
+        dev, train = ordered[:cut], ordered[cut:]
+        return TorchPredictor(finetune(train, dev, label_spaces(train, spaces), config))
+
+    return fit

@@ -126,3 +126,19 @@ def test_rows_without_any_known_label_are_refused(haikou_sample, tiny_encoder_di
     with pytest.raises(DataError, match="no training row"):
         ft.finetune(rows, rows, {"category": ("A",)},
                     FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir)))
+
+
+def test_cross_validation_of_the_fine_tuned_model(haikou_sample, tiny_encoder_dir):
+    from dataclasses import replace
+
+    from training.baseline import cross_validate
+    from training.pipeline import router_fitter
+
+    small = replace(haikou_sample, records=[r for r in haikou_sample.records
+                                            if "category" in r.labels][:90])
+    config = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir), epochs=1)
+    result = cross_validate(small, 2, fit=router_fitter(config))
+    assert result["folds"] == 2 and len(result["per_fold"]) == 2
+    for head in ("category", "subcategory", "department"):
+        assert 0.0 <= result["heads"][head]["macro_f1_mean"] <= 1.0
+        assert result["heads"][head]["pooled"]["rows"] == 90
