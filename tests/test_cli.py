@@ -126,3 +126,40 @@ def test_evaluate_a_router_bundle_beside_the_baseline(tiny_bundle, baseline_dir,
     assert metrics["model"]["name"].startswith("router")
     assert metrics["baseline"]["name"] == "tfidf-baseline"
     assert metrics["model"]["hierarchy_consistency"]["decoded"] == 1.0
+
+
+def test_predict_routes_every_row_in_order(tiny_bundle, tmp_path):
+    rows = [{"id": "a", "text": "小区门口有机动车乱停放"}, {"text": "路灯不亮"},
+            {"id": 3, "text": "请问辞职后社保怎么交？"}]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["predict", str(source), "--model", str(tiny_bundle.path),
+                                 "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [line.get("id") for line in lines] == ["a", None, 3]
+    for line in lines:
+        assert line["decision"] in ("auto", "review")
+        assert line["subcategory"]["label"].split("/", 1)[0] == line["category"]["label"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"id": 1}\n', "non-empty string field `text`"),
+    ('{"text": "路灯不亮"}\nnot json\n', ":2: not valid JSON"),
+])
+def test_predict_refuses_bad_rows_and_writes_nothing(tiny_bundle, tmp_path, content, message):
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(content, encoding="utf-8")
+    result = runner.invoke(app, ["predict", str(source), "--model", str(tiny_bundle.path),
+                                 "--output", str(out)])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not out.exists()
+
+
+def test_train_refuses_an_unknown_preset(tmp_path):
+    result = runner.invoke(app, ["train", "data/datasets/haikou12345.yaml", "--preset", "fast",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "quick" in result.output
