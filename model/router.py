@@ -87,6 +87,7 @@ class Router:
         self.bundle = bundle
         self.batch_size = batch_size
         self.spaces = bundle.spaces
+        self._label_index = {h: {lab: i for i, lab in enumerate(s)} for h, s in self.spaces.items()}
         self.name = f"router {bundle.version}"
         self._prefix = str(bundle.manifest.get("prefix", ""))
         self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
@@ -157,7 +158,7 @@ class Router:
         ranked = decode(probs, self.spaces, k=TOP_K)
         out = []
         for i, row in enumerate(ranked):
-            chosen = {h: (self.spaces[h].index(r.label), r.confidence) for h, r in row.items()}
+            chosen = {h: (self._label_index[h][r.label], r.confidence) for h, r in row.items()}
             decision = self.bundle.calibration.decide(chosen) if normalised[i] else "review"
             duty = None
             if "subcategory" in row:

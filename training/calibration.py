@@ -67,14 +67,11 @@ def fit_calibration(logits: Mapping[str, np.ndarray], targets: Mapping[str, np.n
                        decision_heads=tuple(decision_heads), target_precision=target_precision)
 
 
-def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(probs: np.ndarray, targets: np.ndarray) -> float:
+    """ECE of the top-1 confidences on labelled rows, with the evaluation report's bins."""
+    from training.evaluate import expected_calibration_error as ece
+    from training.evaluate import reliability
+
     keep = targets >= 0
     confidence, correct = probs[keep].max(1), probs[keep].argmax(1) == targets[keep]
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        rows = which == b
-        if rows.any():
-            error += rows.mean() * abs(correct[rows].mean() - confidence[rows].mean())
-    return float(error)
+    return ece(reliability(confidence, correct), int(keep.sum()))
