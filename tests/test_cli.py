@@ -163,3 +163,12 @@ def test_train_refuses_an_unknown_preset(tmp_path):
                                  "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "quick" in result.output
+
+
+def test_audit_opens_a_fresh_store_and_refuses_a_missing_dataset(tmp_path, monkeypatch):
+    db = tmp_path / "new" / "huying.db"
+    monkeypatch.setenv("HUYING_DATABASE_URL", f"sqlite:///{db}")
+    result = runner.invoke(app, ["audit", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2
+    assert "missing.yaml" in result.output
+    assert db.exists()  # the store was created and migrated, then the bad input refused

@@ -284,8 +284,8 @@ def _print_cv(result: Mapping[str, Any]) -> None:
 
 # ---------------------------------------------------------------- the router: train, predict, serve
 
-PresetOpt = Annotated[str, typer.Option(help="Training preset: quick (demo, ~10–15 min on 2 CPU "
-                                        "cores), full (best accuracy per CPU-hour), tiny (tests).")]
+PresetOpt = Annotated[str, typer.Option(help="Training preset: quick (demo, ~8 min on 2 CPU "
+                                        "cores), full (~20 min, the most accurate), tiny (tests).")]
 BundlesOpt = Annotated[Path, typer.Option(help="Directory holding one bundle per version.")]
 DEMO_DATASET = Path(__file__).resolve().parent.parent / "data" / "datasets" / "haikou12345.yaml"
 
@@ -312,11 +312,9 @@ def train(
     """Fine-tune the encoder, export it to ONNX (gated), calibrate and write a bundle."""
     if cv:
         from training.baseline import cross_validate
-        from training.finetune import FinetuneConfig
         from training.pipeline import router_fitter
 
-        config = FinetuneConfig.from_preset(preset, **({"base": base} if base else {}),
-                                            **({"epochs": epochs} if epochs else {}))
+        config = _finetune_config(preset, base=base, epochs=epochs, device=device)
         result = cross_validate(dataset_yaml, cv, fit=router_fitter(config))
         result["config"] = config.to_dict()
         out.mkdir(parents=True, exist_ok=True)
@@ -334,12 +332,17 @@ def train(
         typer.echo(f"active model: {bundle.version}")
 
 
-def _train_router(dataset_yaml: Path, preset: str, out: Path, **options: Any) -> Any:
+def _finetune_config(preset: str, **overrides: Any) -> Any:
+    """The preset with the options the user gave (None means: keep the preset's value)."""
     from training.finetune import FinetuneConfig
+
+    return FinetuneConfig.from_preset(preset, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _train_router(dataset_yaml: Path, preset: str, out: Path, **options: Any) -> Any:
     from training.pipeline import BuildOptions, build_router
 
-    overrides = {k: options[k] for k in ("base", "epochs", "device") if options.get(k) is not None}
-    config = FinetuneConfig.from_preset(preset, **overrides)
+    config = _finetune_config(preset, **{k: options.get(k) for k in ("base", "epochs", "device")})
     build = BuildOptions(precision=options.get("precision", "int8"),
                          target_precision=options.get("target_precision", 0.95),
                          version=options.get("version"))
@@ -541,13 +544,10 @@ def activate(version: Annotated[str, typer.Argument(help="Bundle version to make
 
 
 def _store_session() -> Any:
+    from serving.review import open_store
     from serving.settings import load_settings
-    from serving.store.db import make_engine, make_sessionmaker
-    from serving.store.migrations import upgrade
 
-    url = load_settings().database_url
-    upgrade(url)
-    return make_sessionmaker(make_engine(url))()
+    return open_store(load_settings().database_url).sessions()
 
 
 @app.command()
