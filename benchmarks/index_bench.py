@@ -4,12 +4,20 @@ Usage:
     python benchmarks/index_bench.py --sizes 100000 1000000 --output index_bench.json
     python benchmarks/index_bench.py --sizes 100000 --embeddings real.npy   # real seed vectors
     python benchmarks/index_bench.py --compare 20000   # FAISS vs hnswlib vs usearch, crossover
+    python benchmarks/index_bench.py --sizes 1000000 --bundle bundles/B   # the served similarity
 
 Real embeddings are not available yet, so by default the vectors are synthetic (see `synthetic`);
 `--embeddings FILE.npy` replicates real ones with noise shaped like their own covariance. Each
 size builds the index by bulk insert in time order, then times one `search` call per query (the
 serving pattern) for several filter settings, and checks recall@10 against brute force over
 exactly the rows the filter allows. `--compare` needs hnswlib and usearch (not project deps).
+
+With `--bundle`, the index serves the bundle's blended similarity (model/lexical.py): every row
+gets a real complaint text (the Haikou tickets, normalised, each row its own copy), a
+near-repeat query the text of the row it repeats, a fresh query a random one. The lexical cache
+is cleared before every query, so each candidate's TF-IDF vector is computed: the cost of a
+window full of distinct texts. Recall@10 is then against the exact blended top 10 (every
+allowed row scored), on the first `--hybrid-truth` queries.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model.index import SimilarityIndex  # noqa: E402
+from model.lexical import blend  # noqa: E402
 
 DAY = 86400.0
 CHANNELS = ["12345-phone", "web", "app", "mini-program"]
@@ -123,6 +132,28 @@ def recall_at_10(found: list[set[int]], truth: np.ndarray) -> float:
     return float(np.mean(hits)) / 10
 
 
+def brute_force_blend_top10(x, q, q_texts, texts, allowed, lexical) -> np.ndarray:
+    """Row numbers of the exact top 10 by the blended similarity among allowed rows."""
+    rows = np.flatnonzero(allowed)
+    out = []
+    for v, text in zip(q, q_texts, strict=True):
+        scores = blend(x[rows] @ v, lexical.cosines(text, [texts[r] for r in rows]))
+        out.append(rows[np.argsort(-scores, kind="stable")[:10]])
+    return np.array(out)
+
+
+def real_texts(n: int, rng: np.random.Generator) -> list[str]:
+    """n normalised Haikou complaint texts (cycled), each row its own string object."""
+    from model.normalize import normalize_text
+    from training.datasets import read_rows
+    from training.pairs import default_sources
+
+    haikou, _ = default_sources()
+    pool = [t for path in sorted(haikou.glob("tickets-*.jsonl*"))
+            for row in read_rows(path) if (t := normalize_text(str(row["text"])))]
+    return [(pool[j] + "#")[:-1] for j in rng.integers(0, len(pool), n)]
+
+
 def run_size(n, args, seed_vectors) -> list[dict]:
     dim = args.dim
     t0 = time.perf_counter()
@@ -134,6 +165,15 @@ def run_size(n, args, seed_vectors) -> list[dict]:
     channels = rng.choice(len(CHANNELS), n, p=CHANNEL_P)
     ids = [f"c{i}" for i in range(n)]
     meta = [{"channel": CHANNELS[c]} for c in channels]
+    lexical = None
+    texts: list[str] | None = None
+    if args.bundle:
+        from model.bundle import load_bundle
+
+        lexical = load_bundle(args.bundle).lexical()
+        if lexical is None:
+            raise SystemExit(f"{args.bundle} has no lexical.json: it serves embeddings only")
+        texts = real_texts(n, rng)
     gen_s = time.perf_counter() - t0
     print(f"\n[{n:,}] generated in {gen_s:.0f}s; effective dim {effective_dim(x):.0f}", flush=True)
 
@@ -142,11 +182,15 @@ def run_size(n, args, seed_vectors) -> list[dict]:
     now = span
     in_window = np.flatnonzero(times >= now - args.window_days * DAY)
     nq = args.queries
-    near = x[rng.choice(in_window, nq // 2)]
+    near_rows = rng.choice(in_window, nq // 2)
+    near = x[near_rows]
     fresh = (replicated(seed_vectors, nq - nq // 2, 3) if seed_vectors is not None
              else synthetic(nq - nq // 2, dim, 3, args.alpha))
     q = np.vstack([_unit(near + 0.05 * rng.standard_normal(near.shape, dtype=np.float32)), fresh])
     hashes = [f"q{i}" for i in range(nq)]
+    q_texts = None
+    if texts is not None:
+        q_texts = [texts[r] for r in near_rows] + real_texts(nq - nq // 2, rng)
 
     rows = []
     for label, exact_below in (("hnsw+exact", None), ("exact only", 10**12)):
@@ -158,11 +202,12 @@ def run_size(n, args, seed_vectors) -> list[dict]:
         if platform.system() == "Linux" and available_mb() < need:
             print(f"  {label}: SKIPPED, needs ~{need:,.0f} MB, {available_mb():,.0f} MB free")
             continue
-        index = SimilarityIndex(dim, "bench", **kw)
+        index = SimilarityIndex(dim, "bench", lexical=lexical, **kw)
         t = time.perf_counter()
         for i in range(0, n, args.batch):
             s = slice(i, i + args.batch)
-            index.add(ids[s], x[s], times[s], ids[s], meta[s])
+            index.add(ids[s], x[s], times[s], ids[s], meta[s],
+                      texts=None if texts is None else texts[s])
         insert_s = time.perf_counter() - t
         mem = rss_mb() - rss0
         print(f"  {label}: inserted {n:,} in {insert_s:.0f}s ({n / insert_s:,.0f}/s), "
@@ -180,16 +225,24 @@ def run_size(n, args, seed_vectors) -> list[dict]:
             if "where" in kwargs:
                 allowed &= channels == CHANNELS.index(kwargs["where"]["channel"])
             nqs = nq if name != "no window" else min(nq, 200)  # unfiltered truth is costly
-            truth = brute_force_top10(x, q[:nqs], allowed)
-            index.search(q[:5], hashes[:5], k=10, **kwargs)  # warm caches
+            if lexical is None:
+                truth = brute_force_top10(x, q[:nqs], allowed)
+            else:  # scoring every allowed row's text is slow: fewer queries without a window
+                n_truth = min(nqs, args.hybrid_truth if "since" in kwargs else 10)
+                truth = brute_force_blend_top10(x, q[:n_truth], q_texts[:n_truth], texts, allowed,
+                                                lexical)
+            index.search(q[:5], hashes[:5], k=10, texts=q_texts and q_texts[:5], **kwargs)
             lat, found = [], []
             load0 = os.getloadavg()[0]
             for i in range(nqs):
+                if lexical is not None:
+                    lexical.vector.cache_clear()  # every candidate's vector computed: worst case
                 t = time.perf_counter()
-                res = index.search(q[i : i + 1], hashes[i : i + 1], k=10, **kwargs)[0]
+                res = index.search(q[i : i + 1], hashes[i : i + 1], k=10,
+                                   texts=q_texts and q_texts[i : i + 1], **kwargs)[0]
                 lat.append(time.perf_counter() - t)
                 found.append({int(m.id[1:]) for m in res})
-            recall = recall_at_10(found, truth)
+            recall = recall_at_10(found[:len(truth)], truth)
             lat_ms = np.array(lat) * 1e3
             row = {
                 "size": n, "index": label, "query": name, "rows_in_filter": int(allowed.sum()),
@@ -212,7 +265,8 @@ def _streaming_and_persistence(index, x, now, args) -> dict:
     m = 1000
     t = time.perf_counter()
     for i in range(m):
-        index.add([f"s{i}"], x[i : i + 1], [now + i], [f"s{i}"])
+        index.add([f"s{i}"], x[i : i + 1], [now + i], [f"s{i}"],
+                  texts=None if index.lexical is None else ["新增投诉"])
     add_s = time.perf_counter() - t
     t = time.perf_counter()
     for i in range(m):
@@ -226,7 +280,7 @@ def _streaming_and_persistence(index, x, now, args) -> dict:
             out["save_s"] = time.perf_counter() - t
             out["file_mb"] = (Path(tmp) / "index.npz").stat().st_size / 2**20
             t = time.perf_counter()
-            SimilarityIndex.load(Path(tmp), model_version="bench")
+            SimilarityIndex.load(Path(tmp), model_version="bench", lexical=index.lexical)
             out["load_s"] = time.perf_counter() - t
     print("    streaming/persistence: " + ", ".join(f"{k} {v:,.1f}" for k, v in out.items()),
           flush=True)
@@ -356,6 +410,10 @@ def main() -> None:
     p.add_argument("--tmp", default=None, help="directory for the save/load round trip")
     p.add_argument("--compare", type=int, metavar="N", help="compare ANN libraries at N rows")
     p.add_argument("--output", type=Path, help="write all measurements here as JSON")
+    p.add_argument("--bundle", type=Path, help="serve this bundle's blended similarity, with "
+                   "real complaint texts per row")
+    p.add_argument("--hybrid-truth", type=int, default=200, help="with --bundle: queries whose "
+                   "recall is checked against the exact blended top 10")
     args = p.parse_args()
     if args.sizes is None:
         args.sizes = [] if args.compare else [100_000]
@@ -372,7 +430,9 @@ def main() -> None:
     print(f"queries: {args.queries} single-query search() calls, k=10, a text hash that matches "
           f"nothing; half near-repeats of rows in the window, half fresh; data spread over "
           f"{args.days:.0f} days, window = last {args.window_days:.0f} days; recall@10 against "
-          "brute force over the rows the filter allows")
+          "brute force over the rows the filter allows" + (
+              f"; served similarity of {args.bundle}, lexical cache cleared before each query"
+              if args.bundle else ""))
     report = {"data": source, "cpus": os.cpu_count(), "args": {k: str(v) for k, v in
                                                                vars(args).items()}}
     if args.compare:

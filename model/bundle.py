@@ -8,6 +8,8 @@
     calibration.json  temperatures, per-class thresholds, decision heads
     metrics.json      evaluation on dev/test, beside the baseline
     model_card.md     what it is, what it was trained on, how good it is, its limits
+    lexical.json      char n-gram document frequencies of the training texts, for duplicate
+                      similarity (model/lexical.py); bundles without it compare embeddings only
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from typing import Any
 
 from model.calibration import Calibration
 from model.errors import BundleError, TaxonomyError
+from model.lexical import Lexical
 from model.taxonomy import Taxonomy
 
 FORMAT = 1
 MANIFEST = "bundle.json"
+LEXICAL = "lexical.json"
 PARTS = ("model.onnx", "tokenizer.json", "taxonomy.json", "calibration.json", "metrics.json",
          "model_card.md")
 
@@ -59,6 +63,10 @@ class Bundle:
     def tokenizer_path(self) -> Path:
         return self.path / "tokenizer.json"
 
+    def lexical(self) -> Lexical | None:
+        path = self.path / LEXICAL
+        return Lexical.from_dict(_read_json(path)) if path.is_file() else None
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -79,7 +87,8 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{manifest_path}: bundle format {manifest.get('format')!r}, this Huying "
                           f"reads format {FORMAT}; retrain or upgrade")
-    missing = [p for p in PARTS if not (path / p).is_file()]
+    missing = [p for p in dict.fromkeys([*PARTS, *manifest.get("files", {})])
+               if not (path / p).is_file()]
     if missing:
         raise BundleError(f"bundle {path} is missing {', '.join(missing)}")
     if verify_hashes:

@@ -1,4 +1,10 @@
-"""Similarity index: exact repeats by text hash, near repeats by cosine, in time buckets."""
+"""Similarity index: exact repeats by text hash, near repeats by cosine, in time buckets.
+
+With a `Lexical` model (the bundle's, model/lexical.py) the index keeps each complaint's
+normalised text and serves the blended similarity: the nearest rows by embedding cosine are
+re-scored with the char n-gram TF-IDF cosine and re-ranked. Without one it serves the embedding
+cosine alone.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import faiss
 import numpy as np
 
 from model.errors import SimilarityIndexError
+from model.lexical import Lexical, blend
 
 # Measured with `benchmarks/index_bench.py --compare` (2 busy cores, dim 384, one query): an
 # exact scan takes ~0.1 ms at 4k rows and grows linearly (0.2 ms at 8k, 0.7 ms at 16k), while
@@ -31,6 +38,12 @@ HNSW_EF_CONSTRUCTION = 40
 MIN_HNSW_KEPT = 0.25  # smallest fraction of a segment a filter may keep for HNSW (see _ann)
 # Tombstones cost search time and memory; past this dead fraction a segment is rebuilt.
 COMPACT_DEAD_FRACTION = 0.25
+# With a lexical model, top-k is re-ranked from the 2k + 10 nearest by embedding: a same-event
+# pair's embedding cosine is rarely low enough to rank below that in a 30-day window.
+def rerank_candidates(k: int) -> int:
+    return 2 * k + 10
+
+
 _FILE = "index.npz"
 _FORMAT = 1
 
@@ -51,6 +64,7 @@ class _Segment:
         self.index: Any = faiss.IndexFlatIP(dim)  # IndexFlatIP, later IndexHNSWFlat
         self.ids: list[str] = []
         self.hashes: list[str] = []
+        self.texts: list[str] = []  # normalised texts, for the lexical similarity (or empty)
         self.times = np.empty(0, np.float64)
         self.alive = np.empty(0, bool)
         self.meta: dict[str, np.ndarray] = {}  # key -> int32 value codes, -1 = key absent
@@ -64,7 +78,8 @@ class _Segment:
         # Exact search of an HNSW segment goes to its storage: same vectors, no second copy.
         return faiss.downcast_index(self.index.storage) if self.is_hnsw else self.index
 
-    def append(self, vectors, ids, hashes, times, meta: dict[str, np.ndarray], exact_below) -> None:
+    def append(self, vectors, ids, hashes, texts, times, meta: dict[str, np.ndarray],
+               exact_below) -> None:
         n0 = len(self.ids)
         if not self.is_hnsw and n0 + len(ids) >= exact_below:
             old = self.index.reconstruct_n(0, n0) if n0 else np.empty((0, vectors.shape[1]))
@@ -74,6 +89,7 @@ class _Segment:
         self.index.add(vectors)
         self.ids += ids
         self.hashes += hashes
+        self.texts += texts
         self.times = np.concatenate([self.times, times])
         self.alive = np.concatenate([self.alive, np.ones(len(ids), bool)])
         for key in self.meta.keys() | meta.keys():
@@ -114,6 +130,7 @@ class SimilarityIndex:
         exact_below: int = DEFAULT_EXACT_BELOW,
         bucket_seconds: float = DEFAULT_BUCKET_SECONDS,
         ef_search: int = DEFAULT_EF_SEARCH,
+        lexical: Lexical | None = None,
     ):
         if dim <= 0:
             raise SimilarityIndexError(f"dim must be positive, got {dim}: pass the encoder's size")
@@ -129,6 +146,7 @@ class SimilarityIndex:
         self.exact_below = exact_below
         self.bucket_seconds = float(bucket_seconds)
         self.ef_search = ef_search
+        self.lexical = lexical
         self._segments: dict[int, _Segment] = {}
         self._where: dict[str, tuple[int, int]] = {}  # id -> (segment key, row)
         self._by_hash: dict[str, set[str]] = {}
@@ -149,9 +167,12 @@ class SimilarityIndex:
         times: Sequence[float],
         text_hashes: Sequence[str],
         metadata: Sequence[Mapping[str, str]] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> None:
-        """Add complaints; an id already present is replaced (that is how to update one)."""
+        """Add complaints; an id already present is replaced (that is how to update one).
+        `texts` (normalised) are required when the index has a lexical model."""
         ids = [str(i) for i in ids]
+        texts = self._texts(texts, len(ids), "add()")
         vectors = self._normalised(embeddings, "embeddings")
         times_arr = np.asarray(times, np.float64)
         metadata = list(metadata) if metadata is not None else [{}] * len(ids)
@@ -177,6 +198,7 @@ class SimilarityIndex:
                     vectors[rows],
                     [ids[r] for r in rows],
                     [str(text_hashes[r]) for r in rows],
+                    [texts[r] for r in rows] if texts else [],
                     times_arr[rows],
                     codes,
                     self.exact_below,
@@ -223,6 +245,7 @@ class SimilarityIndex:
                 vectors,
                 [seg.ids[r] for r in keep],
                 [seg.hashes[r] for r in keep],
+                [seg.texts[r] for r in keep] if seg.texts else [],
                 seg.times[keep],
                 {k: v[keep] for k, v in seg.meta.items()},
                 self.exact_below,
@@ -251,13 +274,16 @@ class SimilarityIndex:
         until: float | None = None,
         where: Mapping[str, str] | None = None,
         exclude_ids: Collection[str] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> list[list[Match]]:
         """Up to k matches per query row, most similar first; same-hash repeats lead with 1.0.
 
         `since`/`until` are inclusive unix-second bounds (None = unbounded); `where` keeps rows
-        whose metadata equals every given value; `exclude_ids` are never returned.
+        whose metadata equals every given value; `exclude_ids` are never returned. `texts` (the
+        queries' normalised texts) are required when the index has a lexical model.
         """
         queries = self._normalised(embeddings, "search embeddings")
+        texts = self._texts(texts, len(queries), "search()")
         if text_hashes is not None and len(text_hashes) != len(queries):
             raise SimilarityIndexError(
                 f"search() got {len(queries)} embeddings but {len(text_hashes)} text_hashes: "
@@ -282,8 +308,9 @@ class SimilarityIndex:
             threads = faiss.omp_get_max_threads()
             if len(queries) == 1:
                 faiss.omp_set_num_threads(1)
+            wanted = k if self.lexical is None else rerank_candidates(k)
             try:
-                sims, refs = self._ann(queries, k, lo, hi, where_codes, excluded)
+                sims, refs = self._ann(queries, wanted, lo, hi, where_codes, excluded)
             finally:
                 faiss.omp_set_num_threads(threads)
             results = []
@@ -291,16 +318,37 @@ class SimilarityIndex:
                 h = None if text_hashes is None else text_hashes[q]
                 exact = self._exact_repeats(h, lo, hi, where_codes, excluded)
                 out = [Match(i, 1.0, True) for i in exact[:k]]
-                seen = set(exact)
-                for col in np.argsort(-sims[q], kind="stable"):
-                    if len(out) >= k:
-                        break
-                    id_ = refs[q][col]
-                    if id_ is not None and id_ not in seen:
-                        seen.add(id_)
-                        out.append(Match(id_, float(min(sims[q, col], 1.0)), False))
-                results.append(out)
+                near = self._near(sims[q], refs[q], set(exact), texts[q] if texts else None)
+                results.append(out + near[:k - len(out)])
             return results
+
+    def _near(self, sims: np.ndarray, refs: list[str | None], exact: set[str],
+              text: str | None) -> list[Match]:
+        """Non-exact candidates, most similar first: by embedding cosine, or re-scored by the
+        blended similarity when the index has a lexical model."""
+        keep = [c for c in np.argsort(-sims, kind="stable")
+                if refs[c] is not None and refs[c] not in exact]
+        ids = [str(refs[c]) for c in keep]
+        scores = np.minimum(sims[keep].astype(np.float64), 1.0)
+        if self.lexical is not None and text is not None and ids:
+            lexical = self.lexical.cosines(text, [self._text(i) for i in ids])
+            scores = blend(scores, lexical)
+            order = np.argsort(-scores, kind="stable")
+            ids, scores = [ids[i] for i in order], scores[order]
+        return [Match(i, float(s), False) for i, s in zip(ids, scores, strict=True)]
+
+    def _text(self, id_: str) -> str:
+        key, row = self._where[id_]
+        return self._segments[key].texts[row]
+
+    def _texts(self, texts: Sequence[str] | None, n: int, what: str) -> list[str]:
+        if self.lexical is None:
+            return []  # nothing to compare them with: not kept
+        if texts is None or len(texts) != n:
+            raise SimilarityIndexError(
+                f"{what} needs one normalised text per row ({n}), got "
+                f"{'none' if texts is None else len(texts)}: this index re-scores by text")
+        return [str(t) for t in texts]
 
     def _ann(self, queries, k, lo, hi, where_codes, excluded):
         """Top-k per overlapping segment, concatenated: (similarities, ids or None) per query."""
@@ -384,6 +432,8 @@ class SimilarityIndex:
                 arrays[f"s{n}_faiss"] = faiss.serialize_index(seg.index)
                 arrays[f"s{n}_times"] = seg.times
                 arrays[f"s{n}_alive"] = seg.alive
+                if seg.texts:
+                    arrays[f"s{n}_texts"] = _utf8(json.dumps(seg.texts, ensure_ascii=False))
                 for m, mk in enumerate(meta_keys):
                     arrays[f"s{n}_meta{m}"] = seg.meta[mk]
             header = {
@@ -393,10 +443,11 @@ class SimilarityIndex:
                 "exact_below": self.exact_below,
                 "bucket_seconds": self.bucket_seconds,
                 "ef_search": self.ef_search,
+                "lexical": self.lexical is not None,
                 "segments": segments,
                 "vocab": {k: sorted(v, key=v.__getitem__) for k, v in self._vocab.items()},
             }
-            arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+            arrays["header"] = _utf8(json.dumps(header))
             tmp = directory / f".{_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
             try:
                 with open(tmp, "wb") as f:
@@ -413,8 +464,11 @@ class SimilarityIndex:
                 tmp.unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, directory: Path, *, model_version: str | None = None) -> SimilarityIndex:
-        """Read an index written by `save`; with `model_version`, refuse another model's index."""
+    def load(cls, directory: Path, *, model_version: str | None = None,
+             lexical: Lexical | None = None) -> SimilarityIndex:
+        """Read an index written by `save`; with `model_version`, refuse another model's index.
+        An index saved with a lexical model must be loaded with one (the bundle's), and the
+        other way round."""
         path = Path(directory) / _FILE
         if not path.is_file():
             raise SimilarityIndexError(
@@ -433,12 +487,18 @@ class SimilarityIndex:
                     f"{path} holds embeddings of model {header['model_version']!r}, not "
                     f"{model_version!r}: rebuild the index with the current model"
                 )
+            if bool(header.get("lexical")) != (lexical is not None):
+                raise SimilarityIndexError(
+                    f"{path} was saved {'with' if header.get('lexical') else 'without'} a lexical "
+                    f"model and is loaded {'with' if lexical else 'without'} one: rebuild it"
+                )
             index = cls(
                 header["dim"],
                 header["model_version"],
                 exact_below=header["exact_below"],
                 bucket_seconds=header["bucket_seconds"],
                 ef_search=header["ef_search"],
+                lexical=lexical,
             )
             vocab = header["vocab"].items()
             index._vocab = {k: {v: c for c, v in enumerate(vs)} for k, vs in vocab}
@@ -446,6 +506,8 @@ class SimilarityIndex:
                 seg = _Segment(index.dim)
                 seg.index = faiss.deserialize_index(z[f"s{n}_faiss"])
                 seg.ids, seg.hashes = s["ids"], s["hashes"]
+                if lexical is not None:
+                    seg.texts = json.loads(z[f"s{n}_texts"].tobytes())
                 seg.times, seg.alive = z[f"s{n}_times"], z[f"s{n}_alive"]
                 seg.meta = {mk: z[f"s{n}_meta{m}"] for m, mk in enumerate(s["meta_keys"])}
                 seg.n_dead = int((~seg.alive).sum())
@@ -454,3 +516,7 @@ class SimilarityIndex:
                     index._where[seg.ids[row]] = (s["key"], int(row))
                     index._by_hash.setdefault(seg.hashes[row], set()).add(seg.ids[row])
         return index
+
+
+def _utf8(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-8"), np.uint8)

@@ -90,6 +90,8 @@ class Router:
         self._label_index = {h: {lab: i for i, lab in enumerate(s)} for h, s in self.spaces.items()}
         self.name = f"router {bundle.version}"
         self._prefix = str(bundle.manifest.get("prefix", ""))
+        # duplicate similarity's lexical half (model/lexical.py); None: embeddings only
+        self.lexical = bundle.lexical()
         self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
         self._tokenizer.enable_truncation(int(bundle.manifest["max_length"]))
         self._tokenizer.no_padding()

@@ -17,8 +17,10 @@ the source of truth; the index is a cache of it, kept on disk in `HUYING_INDEX_D
   seconds of index, never data: the next start re-adds them from the store.
 
 A duplicate is `{id, similarity, same_event, exact}`: `exact` when the normalised texts have the
-same hash (similarity 1.0), `same_event` when exact or the cosine reaches the calibrated
-threshold, else it is only similar; nothing below the floor is returned. Threshold and floor come
+same hash (similarity 1.0), `same_event` when exact or the similarity reaches the calibrated
+threshold, else it is only similar; nothing below the floor is returned. The similarity is the
+bundle's: the blend of embedding and char n-gram TF-IDF cosines (model/lexical.py), or the
+embedding cosine for a bundle without `lexical.json`. Threshold and floor come
 from HUYING_DUPLICATE_THRESHOLD / HUYING_DUPLICATE_FLOOR if set, else from
 `HUYING_INDEX_DIR/<version>/threshold.json` (written by `benchmarks/duplicates_eval.py
 --save-threshold`, calibrated on real pairs), else the defaults below. The window is the
@@ -47,6 +49,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from model.errors import NotFound, SimilarityIndexError
 from model.index import SimilarityIndex
+from model.lexical import Lexical, blend
 from model.normalize import normalize_text, text_hash
 from model.router import Router, Routing
 from serving.batching import MicroBatcher
@@ -261,10 +264,11 @@ class DuplicateService:
             matches = index.search(vector[None, :], [query.text_hash], k=policy.top_k,
                                    since=at - window, until=at + window if both_ways else at,
                                    where=where or None,
-                                   exclude_ids={query.id} if query.id else None)[0]
+                                   exclude_ids={query.id} if query.id else None,
+                                   texts=[normalize_text(query.text)])[0]
             found = [(m.id, m.similarity, m.exact) for m in matches]
             if within_batch:
-                found += self._earlier_in_batch(queries, vectors, q, policy, where)
+                found += _earlier_in_batch(queries, vectors, q, policy, where, index.lexical)
             found.sort(key=lambda f: (not f[2], -f[1]))
             seen: set[str] = set()
             for id_, similarity, exact in found:
@@ -292,23 +296,6 @@ class DuplicateService:
                     continue
         return [{"id": d.id, "similarity": d.similarity, "kind": "exact" if d.exact else "near",
                  "text": texts[d.id]} for d in found if d.id in texts]
-
-    @staticmethod
-    def _earlier_in_batch(queries: Sequence[Query], vectors: list[np.ndarray | None], q: int,
-                          policy: DuplicatePolicy, where: Mapping[str, str]
-                          ) -> list[tuple[str, float, bool]]:
-        query, vector = queries[q], vectors[q]
-        found = []
-        for j in range(q):
-            other, other_vector = queries[j], vectors[j]
-            if other.id is None or other_vector is None or vector is None \
-                    or abs(other.time - query.time) > policy.window \
-                    or any(other.metadata.get(k) != v for k, v in where.items()):
-                continue
-            exact = other.text_hash == query.text_hash
-            similarity = 1.0 if exact else float(np.dot(vector, other_vector))
-            found.append((other.id, min(similarity, 1.0), exact))
-        return found
 
     def _embeddings(self, queries: Sequence[Query], version: str,
                     router: Router) -> list[np.ndarray | None]:
@@ -427,7 +414,7 @@ class DuplicateService:
                 rows = [r for r in store.registered_complaints(session) if normalize_text(r.text)]
             index, how = (None, "rebuilt") if force else self._load_reconciled(router, rows)
             if index is None:
-                index = SimilarityIndex(_dim(router), version)
+                index = SimilarityIndex(_dim(router), version, lexical=router.lexical)
                 self._embed_into(index, router, [entry_of(r) for r in rows])
             # saved before it is swapped in: "ready" means on disk too (later writes debounce)
             index.save(self.index_root / version)
@@ -454,7 +441,8 @@ class DuplicateService:
         if not (directory / "index.npz").is_file():
             return None, "rebuilt (no saved index)"
         try:
-            index = SimilarityIndex.load(directory, model_version=router.version)
+            index = SimilarityIndex.load(directory, model_version=router.version,
+                                         lexical=router.lexical)
         except (SimilarityIndexError, OSError, ValueError, KeyError) as exc:
             log.warning("the saved similarity index in %s is unusable (%s); rebuilding",
                         directory, exc)
@@ -552,7 +540,30 @@ def entry_of(row: Complaint, routing: Routing | None = None) -> Entry:
 def _add_to(index: SimilarityIndex, entries: Sequence[Entry], vectors: np.ndarray) -> None:
     if entries:
         index.add([e.id for e in entries], vectors, [e.time.timestamp() for e in entries],
-                  [e.text_hash for e in entries], [dict(e.metadata) for e in entries])
+                  [e.text_hash for e in entries], [dict(e.metadata) for e in entries],
+                  texts=[normalize_text(e.text) for e in entries])
+
+
+def _earlier_in_batch(queries: Sequence[Query], vectors: list[np.ndarray | None], q: int,
+                      policy: DuplicatePolicy, where: Mapping[str, str],
+                      lexical: Lexical | None) -> list[tuple[str, float, bool]]:
+    """Matches of query q among the queries before it in the same request, scored as the
+    index scores (model/index.py)."""
+    query, vector = queries[q], vectors[q]
+    found = []
+    for j in range(q):
+        other, other_vector = queries[j], vectors[j]
+        if other.id is None or other_vector is None or vector is None \
+                or abs(other.time - query.time) > policy.window \
+                or any(other.metadata.get(k) != v for k, v in where.items()):
+            continue
+        exact = other.text_hash == query.text_hash
+        similarity = min(float(np.dot(vector, other_vector)), 1.0)
+        if lexical is not None:
+            similarity = blend(similarity, lexical.cosine(normalize_text(query.text),
+                                                          normalize_text(other.text)))
+        found.append((other.id, 1.0 if exact else similarity, exact))
+    return found
 
 
 def _metadata(channel: str | None, location: str | None) -> dict[str, str]:

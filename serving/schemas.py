@@ -162,13 +162,15 @@ class RoutingPublic(BaseModel):
 class DuplicatePublic(BaseModel):
     """A registered complaint this one likely repeats (from the similarity index).
 
-    `exact`: the same text once normalised (similarity 1.0). `same_event`: exact, or the cosine
+    `exact`: the same text once normalised (similarity 1.0). `same_event`: exact, or the
     similarity reaches the calibrated threshold; otherwise it is only similar (above the floor).
     """
 
     id: str
-    similarity: float = Field(description="cosine similarity of the model's embeddings, 1.0 "
-                                          "for an exact repeat", examples=[0.97])
+    similarity: float = Field(description="the mean of the embedding cosine and the char n-gram "
+                                          "TF-IDF cosine of the two texts (the embedding cosine "
+                                          "for a bundle without lexical.json); 1.0 for an exact "
+                                          "repeat", examples=[0.97])
     same_event: bool = Field(description="likely the same event: merge rather than dispatch")
     exact: bool = Field(description="the same normalised text (found by hash)")
 

@@ -1,8 +1,9 @@
 """Labelled complaint pairs (same event or not) from real data, and the duplicate-threshold evaluation.
 
     pairs = build_pairs(Path("data/haikou12345"), Path("../shared/data/teddy2020c"))
-    report = evaluate_pairs(pairs, Router.load("runs/bundles/quick-1").embed)
-    report["methods"]["embedding"]["evaluation"]["average_precision"]
+    router = Router.load("bundles/haikou12345-quick-1")
+    report = evaluate_pairs(pairs, router.embed, router.lexical)
+    report["methods"]["served"]["evaluation"]["average_precision"]
 
 Where the labels come from (each rule is conservative: it prefers missing a pair to inventing one):
 
@@ -52,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from model.errors import DataError, InvalidInput
+from model.lexical import EMBEDDING_WEIGHT, Lexical, blend
 from model.normalize import normalize_text, text_hash
 from training.datasets import read_rows
 
@@ -67,6 +69,8 @@ SAME_TITLE_WINDOW = timedelta(days=90)
 SAME_TITLE_MIN_CHARS = 8
 # The recall the "similar" floor keeps on the calibration positives: below it nothing is shown.
 FLOOR_RECALL = 0.95
+SERVED_BLEND = (f"{EMBEDDING_WEIGHT:g} x embedding cosine + {1 - EMBEDDING_WEIGHT:g} x "
+                "char 1-3-gram TF-IDF cosine (bundle IDF)")
 THRESHOLD_FILE = "threshold.json"  # read by serving/duplicates.py from var/index/<version>/
 
 _FOLD = re.compile(r"[\W_]+")  # punctuation and spaces, for "same text up to punctuation"
@@ -412,9 +416,14 @@ def _teddy_messages(directory: Path) -> list[dict[str, Any]]:
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
 
-def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, *,
+def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, lexical: Lexical | None = None, *,
                    floor_recall: float = FLOOR_RECALL) -> dict[str, Any]:
-    """Embedding cosine vs char 1–3-gram TF-IDF cosine (and their mean) on near-duplicate pairs.
+    """The served similarity vs its parts and the baseline, on near-duplicate pairs.
+
+    Methods: `served`, what the similarity index returns (model/lexical.py `blend` of the
+    embedding cosine and the bundle's lexical cosine; the embedding cosine alone when `lexical`
+    is None); `embedding`, the bundle's embedding cosine; `tfidf`, the baseline: char 1–3-gram
+    TF-IDF cosine with the IDF fitted on the calibration half's texts.
 
     For each method the same-event threshold is the one with the best F1 on the calibration
     half (ties: the higher threshold), the floor the highest similarity that keeps
@@ -457,12 +466,15 @@ def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, *,
         b = sparse[[position[p.b_text] for p in rows]]
         return np.asarray(a.multiply(b).sum(axis=1)).ravel()
 
-    def mean_of_both(rows: Sequence[Pair]) -> np.ndarray:
-        return (embedding(rows) + char_tfidf(rows)) / 2
+    def served(rows: Sequence[Pair]) -> np.ndarray:
+        if lexical is None:
+            return embedding(rows)
+        lex = np.array([lexical.cosine(normalised[position[p.a_text]],
+                                       normalised[position[p.b_text]]) for p in rows])
+        return np.asarray(blend(embedding(rows), lex))
 
     methods = {}
-    for name, score in (("embedding", embedding), ("tfidf", char_tfidf),
-                        ("mean_of_both", mean_of_both)):
+    for name, score in (("served", served), ("embedding", embedding), ("tfidf", char_tfidf)):
         cal = score(halves["calibration"])
         cal_y = np.array([p.label for p in halves["calibration"]])
         threshold = best_f1_threshold(cal, cal_y)
@@ -484,6 +496,7 @@ def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, *,
                   "flagged_by_hash": len(exact),
                   "embedding_cosine_min": round(float(exact_scores.min()), 4) if exact else None},
         "methods": methods,
+        "served_similarity": SERVED_BLEND if lexical is not None else "embedding cosine",
         "rule": f"threshold: max F1 on the calibration half; floor: keeps {floor_recall:.0%} of "
                 "calibration positives",
     }
@@ -550,18 +563,17 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def threshold_record(report: Mapping[str, Any], model_version: str,
-                     method: str = "embedding") -> dict[str, Any]:
+def threshold_record(report: Mapping[str, Any], model_version: str) -> dict[str, Any]:
     """What serving reads from var/index/<version>/threshold.json (see serving/duplicates.py)."""
-    m = report["methods"][method]
+    m = report["methods"]["served"]
     return {"model_version": model_version, "same_event": m["threshold"], "floor": m["floor"],
-            "method": f"{method} cosine", "rule": report["rule"],
+            "method": report["served_similarity"], "rule": report["rule"],
             "evaluation": m["evaluation"], "pairs": report["near_duplicates"],
             "created": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def save_threshold(report: Mapping[str, Any], index_dir: Path, model_version: str) -> Path:
-    """Write the embedding threshold where serving reads it: index_dir/<version>/threshold.json."""
+    """Write the served similarity's threshold where serving reads it: index_dir/<version>/threshold.json."""
     target = Path(index_dir) / model_version / THRESHOLD_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
@@ -572,12 +584,12 @@ def save_threshold(report: Mapping[str, Any], index_dir: Path, model_version: st
 
 
 def render_table(report: Mapping[str, Any]) -> str:
-    """A Markdown table of both methods on the evaluation half, and the pair counts."""
+    """A Markdown table of the methods on the evaluation half, and the pair counts."""
     lines = ["| method | threshold | ROC-AUC | AP | precision | recall | F1 |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, label in (("embedding", "bundle embedding cosine"),
-                        ("tfidf", "char 1-3-gram TF-IDF cosine"),
-                        ("mean_of_both", "mean of both (not served)")):
+    for name, label in (("served", f"served: {report['served_similarity']}"),
+                        ("embedding", "bundle embedding cosine alone"),
+                        ("tfidf", "baseline: char 1-3-gram TF-IDF cosine")):
         m = report["methods"][name]
         e = m["evaluation"]
         lines.append(f"| {label} | {m['threshold']:.4f} | {e['roc_auc']:.4f} | "
@@ -618,7 +630,7 @@ def evaluate_bundle(bundle: Path, pairs_path: Path | None = None, *,
                     haikou_dir: Path | None = None, teddy_dir: Path | None = None,
                     write_pairs_to: Path | None = None, out_dir: Path | None = None,
                     index_dir: Path | None = None, threads: int = 1) -> dict[str, Any]:
-    """`huying duplicates eval`: evaluate a bundle's embedding against char TF-IDF on labelled
+    """benchmarks/duplicates_eval.py: a bundle's duplicate similarity against char TF-IDF on labelled
     pairs (a JSONL file, or built from the data), write report.json/report.md to `out_dir`, and
     with `index_dir` save the threshold where serving reads it."""
     from model.router import Router
@@ -640,7 +652,7 @@ def evaluate_bundle(bundle: Path, pairs_path: Path | None = None, *,
     # texts happen to be evaluated together.
     router = Router.load(bundle, threads=threads, batch_size=1)
     started = datetime.now(UTC)
-    report = evaluate_pairs(pairs, router.embed)
+    report = evaluate_pairs(pairs, router.embed, router.lexical)
     report.update({"bundle": str(bundle), "model_version": router.version, "pairs_from": provenance,
                    "seconds": round((datetime.now(UTC) - started).total_seconds(), 1)})
     if out_dir is not None:

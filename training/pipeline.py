@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -16,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from model.bundle import Bundle, write_bundle
+from model.bundle import LEXICAL, Bundle, write_bundle
 from model.calibration import Calibration
 from model.errors import DataError
+from model.lexical import Lexical
 from model.router import Router
 from training.calibration import fit_calibration
 from training.datasets import Dataset, Record, data_hash, load_dataset
@@ -96,7 +98,9 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
         }
         tokenizer_file = staging / "tokenizer.json"
         result.tokenizer.backend_tokenizer.save(str(tokenizer_file))
-        files = {"model.onnx": model_file, "tokenizer.json": tokenizer_file}
+        lexical = Lexical.fit(r.text for r in train)  # duplicate similarity's lexical half
+        files = {"model.onnx": model_file, "tokenizer.json": tokenizer_file,
+                 LEXICAL: json.dumps(lexical.to_dict(), ensure_ascii=False)}
         # Two phases: the metrics are measured through the Router on the written bundle, exactly as
         # served, then the final bundle is written with them.
         draft = write_bundle(staging / "draft", manifest=manifest, files=files,

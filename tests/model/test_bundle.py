@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from model.bundle import MANIFEST, PARTS, load_bundle, sha256_file
+from model.bundle import LEXICAL, MANIFEST, PARTS, load_bundle, sha256_file
 from model.errors import BundleError
 
 
@@ -35,7 +35,13 @@ def test_a_built_bundle_describes_itself(tiny_bundle):
     assert "# Huying router tiny-v1" in (b.path / "model_card.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("part", PARTS)
+def test_a_built_bundle_ships_the_lexical_model_of_its_training_texts(tiny_bundle):
+    lexical = load_bundle(tiny_bundle.path).lexical()
+    assert lexical is not None and lexical.documents == tiny_bundle.manifest["splits"]["train"]
+    assert lexical.cosine("小区垃圾", "小区垃圾") == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("part", [*PARTS, LEXICAL])
 def test_a_missing_part_is_refused(bundle_copy, part):
     (bundle_copy / part).unlink()
     with pytest.raises(BundleError, match=part):

@@ -12,12 +12,23 @@ from hypothesis import strategies as st
 
 from model.errors import SimilarityIndexError
 from model.index import Match, SimilarityIndex
+from model.lexical import Lexical, blend
 
 DIM = 16
 DAY = 86400.0
 # Both search paths: 4 puts every non-trivial segment on HNSW, 10**9 keeps all exact.
 EXACT_BELOW = st.sampled_from([4, 10**9])
 FAST = settings(max_examples=20, deadline=None)
+# Embedding cosine alone, or blended with the lexical cosine of the stored texts.
+LEXICAL = st.booleans()
+_PLACES = ["龙华路", "幸福里小区", "美兰区政府", "ABC酒吧", "人民医院"]
+_ISSUES = ["垃圾没人清理", "车辆乱停放", "噪音扰民", "拖欠工资", "路灯不亮"]
+LEX = Lexical.fit(p + i for p in _PLACES for i in _ISSUES)
+
+
+def texts_of(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [f"{_PLACES[rng.integers(5)]}{_ISSUES[rng.integers(5)]}{i}" for i in range(n)]
 
 
 def unit(n: int, seed: int, dim: int = DIM) -> np.ndarray:
@@ -25,15 +36,24 @@ def unit(n: int, seed: int, dim: int = DIM) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def build(n: int, seed: int = 0, *, exact_below: int = 10**9, days: float = 30.0, **kw):
-    """n random complaints spread over `days`, two channels, hashes all distinct."""
+def build(n: int, seed: int = 0, *, exact_below: int = 10**9, days: float = 30.0,
+          lexical: bool = False, **kw):
+    """n random complaints spread over `days`, two channels, hashes all distinct; with
+    `lexical`, texts from `texts_of(n, seed)` and the blended similarity."""
     x = unit(n, seed)
     times = np.random.default_rng(seed + 1).uniform(0, days * DAY, n)
     ids = [f"c{i}" for i in range(n)]
     meta = [{"channel": "phone" if i % 3 else "web"} for i in range(n)]
-    index = SimilarityIndex(DIM, "m1", exact_below=exact_below, **kw)
-    index.add(ids, x, times, [f"h{i}" for i in range(n)], meta)
+    index = SimilarityIndex(DIM, "m1", exact_below=exact_below, lexical=LEX if lexical else None,
+                            **kw)
+    index.add(ids, x, times, [f"h{i}" for i in range(n)], meta,
+              texts=texts_of(n, seed) if lexical else None)
     return index, x, times, ids, meta
+
+
+def texts_for(index: SimilarityIndex, n: int, seed: int) -> list[str] | None:
+    """What to pass as the query texts of rows 0..n-1 of `build(..., seed)`."""
+    return texts_of(n, seed) if index.lexical is not None else None
 
 
 def brute_force(x, q, allowed, k):
@@ -47,20 +67,22 @@ def sims_of(rows: list[list[Match]]) -> list[list[float]]:
 
 
 @FAST
-@given(n=st.integers(1, 60), seed=st.integers(0, 10**6), exact_below=EXACT_BELOW)
-def test_a_complaint_is_its_own_nearest_neighbour(n, seed, exact_below):
-    index, x, _, ids, _ = build(n, seed, exact_below=exact_below)
-    for i, row in enumerate(index.search(x, k=3)):
+@given(n=st.integers(1, 60), seed=st.integers(0, 10**6), exact_below=EXACT_BELOW,
+       lexical=LEXICAL)
+def test_a_complaint_is_its_own_nearest_neighbour(n, seed, exact_below, lexical):
+    index, x, _, ids, _ = build(n, seed, exact_below=exact_below, lexical=lexical)
+    for i, row in enumerate(index.search(x, k=3, texts=texts_for(index, n, seed))):
         assert row[0].id == ids[i]
         assert row[0].similarity == pytest.approx(1.0, abs=1e-5)
         assert not row[0].exact  # no hash given: a near repeat, not a proven one
 
 
 @FAST
-@given(n=st.integers(2, 40), seed=st.integers(0, 10**6), exact_below=EXACT_BELOW)
-def test_similarity_is_symmetric(n, seed, exact_below):
-    index, x, _, ids, _ = build(n, seed, exact_below=exact_below)
-    rows = index.search(x, k=n)
+@given(n=st.integers(2, 40), seed=st.integers(0, 10**6), exact_below=EXACT_BELOW,
+       lexical=LEXICAL)
+def test_similarity_is_symmetric(n, seed, exact_below, lexical):
+    index, x, _, ids, _ = build(n, seed, exact_below=exact_below, lexical=lexical)
+    rows = index.search(x, k=n, texts=texts_for(index, n, seed))
     sim = [{m.id: m.similarity for m in row} for row in rows]
     for i in range(n):
         for j in range(n):
@@ -74,15 +96,17 @@ def test_similarity_is_symmetric(n, seed, exact_below):
     n=st.integers(1, 80),
     seed=st.integers(0, 10**6),
     exact_below=EXACT_BELOW,
+    lexical=LEXICAL,
     data=st.data(),
 )
-def test_removed_ids_are_never_returned(n, seed, exact_below, data):
-    index, x, _, ids, _ = build(n, seed, exact_below=exact_below)
+def test_removed_ids_are_never_returned(n, seed, exact_below, lexical, data):
+    index, x, _, ids, _ = build(n, seed, exact_below=exact_below, lexical=lexical)
     gone = data.draw(st.lists(st.sampled_from(ids), unique=True))
     assert index.remove(gone + ["never-added"]) == len(gone)
     assert len(index) == n - len(gone)
     hashes = [f"h{i}" for i in range(n)]
-    found = {m.id for row in index.search(x, hashes, k=n) for m in row}
+    found = {m.id for row in index.search(x, hashes, k=n, texts=texts_for(index, n, seed))
+             for m in row}
     assert found == set(ids) - set(gone)
     assert index.remove(gone) == 0  # removing twice is a no-op
 
@@ -92,25 +116,30 @@ def test_removed_ids_are_never_returned(n, seed, exact_below, data):
     n=st.integers(1, 60),
     seed=st.integers(0, 10**6),
     exact_below=EXACT_BELOW,
+    lexical=LEXICAL,
     data=st.data(),
 )
-def test_persist_then_reload_gives_identical_answers(n, seed, exact_below, data):
-    index, x, _, ids, _ = build(n, seed, exact_below=exact_below, bucket_seconds=5 * DAY)
+def test_persist_then_reload_gives_identical_answers(n, seed, exact_below, lexical, data):
+    index, x, _, ids, _ = build(n, seed, exact_below=exact_below, bucket_seconds=5 * DAY,
+                                lexical=lexical)
     index.remove(data.draw(st.lists(st.sampled_from(ids), unique=True)))
     q = np.vstack([x, unit(5, seed + 7)])
     hashes = [f"h{i}" for i in range(len(q))]
+    texts = texts_for(index, len(q), seed)
     queries = [{}, {"since": 10 * DAY, "until": 20 * DAY}, {"where": {"channel": "web"}}]
     with tempfile.TemporaryDirectory() as tmp:
         index.save(Path(tmp))
         index.save(Path(tmp))  # overwriting an earlier save is the normal case
         assert [p.name for p in Path(tmp).iterdir()] == ["index.npz"]  # no temp files left
-        loaded = SimilarityIndex.load(Path(tmp), model_version="m1")
+        loaded = SimilarityIndex.load(Path(tmp), model_version="m1", lexical=index.lexical)
     assert len(loaded) == len(index)
     for kw in queries:
-        assert loaded.search(q, hashes, k=7, **kw) == index.search(q, hashes, k=7, **kw)
+        assert loaded.search(q, hashes, k=7, texts=texts, **kw) == \
+            index.search(q, hashes, k=7, texts=texts, **kw)
     # the reloaded index keeps working: add and remove as before
-    loaded.add(["new"], unit(1, seed + 9), [1.0], ["hnew"])
-    assert loaded.search(unit(1, seed + 9), k=1)[0][0].id == "new"
+    new_text = ["路灯不亮"] if lexical else None
+    loaded.add(["new"], unit(1, seed + 9), [1.0], ["hnew"], texts=new_text)
+    assert loaded.search(unit(1, seed + 9), k=1, texts=new_text)[0][0].id == "new"
 
 
 @FAST
@@ -244,3 +273,29 @@ def test_bad_input_raises_a_helpful_error(call, message):
     index, *_ = build(3)
     with pytest.raises(SimilarityIndexError, match=message):
         call(index)
+
+
+def test_the_lexical_similarity_re_ranks_the_nearest_by_embedding():
+    index = SimilarityIndex(2, "m1", lexical=LEX)
+    close, closer = np.array([[0.8, 0.6]]), np.array([[0.9, np.sqrt(1 - 0.81)]])
+    index.add(["same-place", "other-place"], np.vstack([close, closer]), [0.0, 0.0],
+              ["h1", "h2"], texts=["幸福里小区垃圾没人清理", "龙华路车辆乱停放"])
+    [row] = index.search(np.array([[1.0, 0.0]]), texts=["幸福里小区垃圾又没人清理"], k=2)
+    assert [m.id for m in row] == ["same-place", "other-place"]  # embedding alone: the reverse
+    assert row[0].similarity == pytest.approx(
+        blend(0.8, LEX.cosine("幸福里小区垃圾又没人清理", "幸福里小区垃圾没人清理")), abs=1e-6)
+
+
+def test_a_lexical_index_needs_texts_and_loads_only_with_its_model(tmp_path):
+    index, x, *_ = build(5, lexical=True)
+    with pytest.raises(SimilarityIndexError, match="one normalised text per row"):
+        index.search(x[:1])
+    with pytest.raises(SimilarityIndexError, match="one normalised text per row"):
+        index.add(["x"], x[:1], [0.0], ["hx"], texts=["a", "b"])
+    index.save(tmp_path)
+    with pytest.raises(SimilarityIndexError, match="saved with a lexical model"):
+        SimilarityIndex.load(tmp_path)
+    plain, *_ = build(5)
+    plain.save(tmp_path / "plain")
+    with pytest.raises(SimilarityIndexError, match="saved without a lexical model"):
+        SimilarityIndex.load(tmp_path / "plain", lexical=LEX)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from model.index import SimilarityIndex
+from model.lexical import blend
 from model.normalize import normalize_text
 from model.router import Router
 from serving.app import create_app
@@ -101,6 +102,22 @@ def test_an_earlier_complaint_of_the_same_request_is_a_duplicate(app_client, hea
     first, second = r.json()["results"]
     assert first["duplicates"] == []
     assert second["duplicates"][0]["id"] == "b1" and second["duplicates"][0]["exact"]
+
+
+def test_the_similarity_is_the_bundles_blend_of_embedding_and_lexical_cosines(
+        app_client, headers, tiny_bundle):
+    router = Router.load(tiny_bundle.path)
+    assert router.lexical is not None
+    original, paraphrase = router.embed([ORIGINAL, PARAPHRASE])
+    lexical = router.lexical.cosine(normalize_text(ORIGINAL), normalize_text(PARAPHRASE))
+    expected = blend(float(original @ paraphrase), lexical)
+    _register(app_client, headers, _c("s1", ORIGINAL))
+    r = _register(app_client, headers, _c("s2", ORIGINAL), _c("s3", PARAPHRASE))
+    found = {d["id"]: d for d in r.json()["results"][1]["duplicates"]}
+    for id_ in ("s1", "s2"):  # from the index, and from earlier in the same request
+        # (int8 activations are scaled per batch: embeddings move a little with their batch)
+        assert found[id_]["similarity"] == pytest.approx(expected, abs=0.01)
+        assert not found[id_]["exact"]
 
 
 def test_bad_items_get_errors_and_are_not_registered(app_client, headers):
@@ -344,6 +361,7 @@ class _HeldRouter:
     def __init__(self, router: Router, version: str):
         self._router = router
         self.version = version
+        self.lexical = router.lexical
         self.release = threading.Event()
 
     def embed(self, texts):

@@ -197,8 +197,26 @@ def test_evaluate_pairs_on_a_handmade_example():
     assert emb["evaluation_by_kind"]["hard_negative"]["flagged"] == 0.0
     tfidf = report["methods"]["tfidf"]
     assert 0.0 <= tfidf["evaluation"]["roc_auc"] <= 1.0
+    assert report["methods"]["served"] == emb  # no lexical model: the embedding is served
     table = render_table(report)
     assert "bundle embedding cosine" in table and "char 1-3-gram TF-IDF cosine" in table
+
+
+class _SameLexical:
+    """A lexical model that finds every pair identical: the blend is then 0.5 * cosine + 0.5."""
+
+    def cosine(self, a, b):
+        return 1.0
+
+
+def test_the_served_similarity_blends_embedding_and_lexical_cosines():
+    pairs, vectors = _handmade()
+    report = evaluate_pairs(pairs, lambda ts: np.stack([vectors[t] for t in ts]),
+                            _SameLexical())  # type: ignore[arg-type]
+    served, emb = report["methods"]["served"], report["methods"]["embedding"]
+    assert served["evaluation"]["average_precision"] == emb["evaluation"]["average_precision"]
+    assert served["threshold"] == pytest.approx(0.5 * emb["threshold"] + 0.5, abs=2e-4)
+    assert "TF-IDF" in report["served_similarity"]
 
 
 def test_evaluate_pairs_needs_both_labels_in_both_halves():
@@ -229,8 +247,8 @@ def test_the_saved_threshold_is_what_serving_reads(tmp_path):
     assert path == tmp_path / "index" / "tiny-v1" / "threshold.json"
     service = DuplicateService(None, tmp_path / "index", DuplicatePolicy())  # type: ignore[arg-type]
     limits = service._load_thresholds("tiny-v1")
-    assert limits.same_event == report["methods"]["embedding"]["threshold"]
-    assert limits.floor == report["methods"]["embedding"]["floor"]
+    assert limits.same_event == report["methods"]["served"]["threshold"]
+    assert limits.floor == report["methods"]["served"]["floor"]
 
 
 def test_evaluate_bundle_end_to_end(sources, tmp_path, tiny_bundle):
@@ -238,7 +256,8 @@ def test_evaluate_bundle_end_to_end(sources, tmp_path, tiny_bundle):
                              write_pairs_to=tmp_path / "pairs.jsonl.gz", out_dir=tmp_path / "out",
                              index_dir=tmp_path / "index")
     assert report["model_version"] == "tiny-v1"
-    assert set(report["methods"]) == {"embedding", "tfidf", "mean_of_both"}
+    assert set(report["methods"]) == {"served", "embedding", "tfidf"}
+    assert "TF-IDF" in report["served_similarity"]  # the tiny bundle ships lexical.json
     assert (tmp_path / "out" / "report.md").read_text(encoding="utf-8").startswith("# Duplicates")
     assert json.loads((tmp_path / "index" / "tiny-v1" / "threshold.json").read_text())[
         "model_version"] == "tiny-v1"
