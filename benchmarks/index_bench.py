@@ -12,12 +12,14 @@ size builds the index by bulk insert in time order, then times one `search` call
 serving pattern) for several filter settings, and checks recall@10 against brute force over
 exactly the rows the filter allows. `--compare` needs hnswlib and usearch (not project deps).
 
-With `--bundle`, the index serves the bundle's blended similarity (model/lexical.py): every row
-gets a real complaint text (the Haikou tickets, normalised, each row its own copy), a
-near-repeat query the text of the row it repeats, a fresh query a random one. The lexical cache
-is cleared before every query, so each candidate's TF-IDF vector is computed: the cost of a
-window full of distinct texts. Recall@10 is then against the exact blended top 10 (every
-allowed row scored), on the first `--hybrid-truth` queries.
+With `--bundle`, the index serves the bundle's blended similarity (model/lexical.py): the seeds
+are the bundle's embeddings of the real Haikou complaints, and every row (and fresh query) keeps
+the text of the complaint it replicates (its own string copy, as when stored); a near-repeat
+query has the text of the row it repeats. The lexical cache is cleared before every query, so
+each candidate's TF-IDF vector is computed: the cost of a window full of distinct texts.
+Recall@10 is then against the exact blended top 10 (every allowed row scored), on the first
+`--hybrid-truth` queries. It also measures, on the real labelled pairs alone, how much
+re-ranking only the nearest by embedding loses (`rerank_recall`).
 """
 
 from __future__ import annotations
@@ -77,19 +79,21 @@ def synthetic(n: int, dim: int, seed: int, alpha: float = 0.5) -> np.ndarray:
     return out
 
 
-def replicated(seed_vectors: np.ndarray, n: int, seed: int, scale: float = 0.3) -> np.ndarray:
-    """Real seed embeddings copied to n rows with noise following the seeds' own covariance."""
+def replicated(seed_vectors: np.ndarray, n: int, seed: int, scale: float = 0.3
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Real seed embeddings copied to n rows with noise following the seeds' own covariance;
+    also which seed each row copies."""
     rng = np.random.default_rng(seed)
     s = _unit(np.asarray(seed_vectors, np.float32))
     eigval, eigvec = np.linalg.eigh(np.cov(s, rowvar=False).astype(np.float64))
     shape = (eigvec * np.sqrt(np.clip(eigval, 0, None))).T.astype(np.float32)
     out = np.empty((n, s.shape[1]), np.float32)
+    which = rng.integers(0, len(s), n)
     for i in range(0, n, 100_000):
         m = min(100_000, n - i)
-        base = s[rng.integers(0, len(s), m)]
         z = rng.standard_normal((m, s.shape[1]), dtype=np.float32)
-        out[i : i + m] = _unit(base + scale * z @ shape)
-    return out
+        out[i : i + m] = _unit(s[which[i : i + m]] + scale * z @ shape)
+    return out, which
 
 
 def effective_dim(x: np.ndarray) -> float:
@@ -142,23 +146,69 @@ def brute_force_blend_top10(x, q, q_texts, texts, allowed, lexical) -> np.ndarra
     return np.array(out)
 
 
-def real_texts(n: int, rng: np.random.Generator) -> list[str]:
-    """n normalised Haikou complaint texts (cycled), each row its own string object."""
+def rerank_recall(bundle: Path) -> dict:
+    """Does re-ranking only the nearest by embedding lose what exhaustive blended search finds?
+    On real complaints: every text of the labelled pairs (training/pairs.py) in one index, no
+    time window (a harder pool than 30 days); each near-duplicate positive's later text queried.
+    Texts and embeddings are paired as in serving, unlike the synthetic rows of `run_size`."""
+    from model.normalize import normalize_text, text_hash
+    from model.router import Router
+    from training.pairs import build_pairs, default_sources
+
+    router = Router.load(bundle, batch_size=1)
+    pairs = build_pairs(*default_sources())
+    texts = sorted({normalize_text(t) for p in pairs for t in (p.a_text, p.b_text)} - {""})
+    x = _unit(router.embed(texts))
+    index = SimilarityIndex(x.shape[1], router.version, lexical=router.lexical)
+    index.add([str(i) for i in range(len(texts))], x, [0.0] * len(texts),
+              [text_hash(t) for t in texts], texts=texts)
+    at = {t: i for i, t in enumerate(texts)}
+    queries = [(at[normalize_text(p.a_text)], at[normalize_text(p.b_text)]) for p in pairs
+               if p.label == 1 and not p.exact and normalize_text(p.a_text) in at]
+    hits = partner_served = partner_exhaustive = 0
+    for qi, partner in queries:
+        served = {int(m.id) for m in index.search(x[qi][None], texts=[texts[qi]], k=10,
+                                                  exclude_ids={str(qi)})[0]}
+        scores = blend(x @ x[qi], router.lexical.cosines(texts[qi], texts))
+        scores[qi] = -np.inf
+        exhaustive = set(np.argsort(-scores, kind="stable")[:10].tolist())
+        hits += len(served & exhaustive)
+        partner_served += partner in served
+        partner_exhaustive += partner in exhaustive
+    out = {"corpus": len(texts), "queries": len(queries),
+           "recall@10_vs_exhaustive_blend": hits / (10 * len(queries)),
+           "partner_in_served_top10": partner_served / len(queries),
+           "partner_in_exhaustive_top10": partner_exhaustive / len(queries)}
+    print(f"re-rank recall on real pairs: {json.dumps(out)}", flush=True)
+    return out
+
+
+def seed_texts_and_embeddings(bundle: Path) -> tuple[list[str], np.ndarray]:
+    """The Haikou complaint texts (normalised, distinct) and their embeddings by the bundle."""
     from model.normalize import normalize_text
+    from model.router import Router
     from training.datasets import read_rows
     from training.pairs import default_sources
 
     haikou, _ = default_sources()
-    pool = [t for path in sorted(haikou.glob("tickets-*.jsonl*"))
-            for row in read_rows(path) if (t := normalize_text(str(row["text"])))]
-    return [(pool[j] + "#")[:-1] for j in rng.integers(0, len(pool), n)]
+    texts = sorted({t for path in sorted(haikou.glob("tickets-*.jsonl*"))
+                    for row in read_rows(path) if (t := normalize_text(str(row["text"])))})
+    t = time.perf_counter()
+    vectors = Router.load(bundle, batch_size=1).embed(texts)
+    print(f"embedded {len(texts):,} real complaint texts with {bundle} in "
+          f"{time.perf_counter() - t:.0f}s", flush=True)
+    return texts, vectors
 
 
-def run_size(n, args, seed_vectors) -> list[dict]:
+def _copies(texts: list[str], which: np.ndarray) -> list[str]:
+    return [(texts[j] + "#")[:-1] for j in which]  # each row its own string, as when stored
+
+
+def run_size(n, args, seed_vectors, seed_texts=None) -> list[dict]:
     dim = args.dim
     t0 = time.perf_counter()
-    x = (replicated(seed_vectors, n, 1) if seed_vectors is not None
-         else synthetic(n, dim, 1, args.alpha))
+    x, which = (replicated(seed_vectors, n, 1) if seed_vectors is not None
+                else (synthetic(n, dim, 1, args.alpha), None))
     rng = np.random.default_rng(2)
     span = args.days * DAY
     times = np.sort(rng.uniform(0, span, n))  # complaints arrive in time order
@@ -173,7 +223,7 @@ def run_size(n, args, seed_vectors) -> list[dict]:
         lexical = load_bundle(args.bundle).lexical()
         if lexical is None:
             raise SystemExit(f"{args.bundle} has no lexical.json: it serves embeddings only")
-        texts = real_texts(n, rng)
+        texts = _copies(seed_texts, which)
     gen_s = time.perf_counter() - t0
     print(f"\n[{n:,}] generated in {gen_s:.0f}s; effective dim {effective_dim(x):.0f}", flush=True)
 
@@ -184,13 +234,13 @@ def run_size(n, args, seed_vectors) -> list[dict]:
     nq = args.queries
     near_rows = rng.choice(in_window, nq // 2)
     near = x[near_rows]
-    fresh = (replicated(seed_vectors, nq - nq // 2, 3) if seed_vectors is not None
-             else synthetic(nq - nq // 2, dim, 3, args.alpha))
+    fresh, fresh_which = (replicated(seed_vectors, nq - nq // 2, 3) if seed_vectors is not None
+                          else (synthetic(nq - nq // 2, dim, 3, args.alpha), None))
     q = np.vstack([_unit(near + 0.05 * rng.standard_normal(near.shape, dtype=np.float32)), fresh])
     hashes = [f"q{i}" for i in range(nq)]
     q_texts = None
     if texts is not None:
-        q_texts = [texts[r] for r in near_rows] + real_texts(nq - nq // 2, rng)
+        q_texts = [texts[r] for r in near_rows] + _copies(seed_texts, fresh_which)
 
     rows = []
     for label, exact_below in (("hnsw+exact", None), ("exact only", 10**12)):
@@ -419,9 +469,13 @@ def main() -> None:
         args.sizes = [] if args.compare else [100_000]
 
     seed_vectors = np.load(args.embeddings) if args.embeddings else None
+    seed_texts = None
+    if args.bundle and args.sizes:
+        seed_texts, seed_vectors = seed_texts_and_embeddings(args.bundle)
     if seed_vectors is not None:
         args.dim = seed_vectors.shape[1]
-    source = (f"real embeddings from {args.embeddings} ({len(seed_vectors):,} rows) replicated "
+    origin = args.embeddings or f"{args.bundle} over the Haikou complaints, each row with its text"
+    source = (f"real embeddings from {origin} ({len(seed_vectors):,} rows) replicated "
               "with covariance-shaped noise" if seed_vectors is not None else
               f"SYNTHETIC vectors (clustered mixture, noise spectrum alpha={args.alpha}, 10% "
               "near-duplicate re-submissions): not real embeddings")
@@ -437,9 +491,11 @@ def main() -> None:
                                                                vars(args).items()}}
     if args.compare:
         report["compare"] = compare_libraries(args.compare, args.dim, args.alpha)
+    if args.bundle:
+        report["rerank_recall"] = rerank_recall(args.bundle)
     results = []
     for n in args.sizes:
-        results += run_size(n, args, seed_vectors)
+        results += run_size(n, args, seed_vectors, seed_texts)
     report["results"] = results
     if results:
         print("\n| size | index | query | rows in filter | p50 ms | p99 ms | recall@10 | "

@@ -22,9 +22,10 @@ threshold, else it is only similar; nothing below the floor is returned. The sim
 bundle's: the blend of embedding and char n-gram TF-IDF cosines (model/lexical.py), or the
 embedding cosine for a bundle without `lexical.json`. Threshold and floor come
 from HUYING_DUPLICATE_THRESHOLD / HUYING_DUPLICATE_FLOOR if set, else from
-`HUYING_INDEX_DIR/<version>/threshold.json` (written by `benchmarks/duplicates_eval.py
---save-threshold`, calibrated on real pairs), else the defaults below. The window is the
-`HUYING_DUPLICATE_WINDOW_DAYS` (30) days up to the complaint's `received_at` (or now).
+`HUYING_INDEX_DIR/<version>/threshold.json` (written by `huying train` and by
+`benchmarks/duplicates_eval.py --save-threshold`, calibrated on real pairs), else the defaults
+below. The window is the `HUYING_DUPLICATE_WINDOW_DAYS` (30) days up to the complaint's
+`received_at` (or now).
 
 `ComplaintRegistry` is the service behind /v1/complaints: register (validate and route as
 /v1/route does, store, log the routing, index), find similar, remove.
@@ -71,14 +72,14 @@ from serving.store.tables import Complaint
 
 log = logging.getLogger("huying.serving")
 
-# Cosine thresholds used when neither a setting nor a measured threshold.json gives one, measured
-# with `benchmarks/duplicates_eval.py --bundle runs/bundles/quick-1` (haikou12345-quick-1, 804
-# near-duplicate pairs from real follow-ups and repeated messages, split by time): 0.7086 had the
-# best F1 on the calibration half (0.87) and gave precision 0.87, recall 0.74 on the evaluation
-# half; 0.5989 kept 95% of the calibration positives. Cosines differ between models: run the
-# evaluation with --save-threshold for each bundle you serve.
-DEFAULT_SAME_EVENT = 0.71
-DEFAULT_FLOOR = 0.60
+# Thresholds used when neither a setting nor a measured threshold.json gives one (`huying train`
+# writes one for every bundle it builds). Measured with `benchmarks/duplicates_eval.py --bundle
+# bundles/haikou12345-quick-1` (blended similarity; 804 near-duplicate pairs from real follow-ups
+# and repeated messages, split by time): 0.4917 had the best F1 on the calibration half (0.95)
+# and gave precision 0.97, recall 0.80 on the evaluation half; 0.461 kept 95% of the calibration
+# positives. Each model has its own scale (the full bundle's threshold is 0.437).
+DEFAULT_SAME_EVENT = 0.49
+DEFAULT_FLOOR = 0.46
 THRESHOLD_FILE = "threshold.json"  # written by training/pairs.py save_threshold
 METADATA_KEYS = ("channel", "location")
 EMBED_BATCH = 64

@@ -355,7 +355,29 @@ def _train_router(dataset_yaml: Path, preset: str, out: Path, **options: Any) ->
                               for h in bundle.heads if h in m)
             typer.echo(f"{split}: {heads}; auto {m['auto_share']:.1%} "
                        f"at precision {m['auto_precision']}")
+    _calibrate_duplicates(bundle.path)
     return bundle
+
+
+def _calibrate_duplicates(bundle_path: Path) -> None:
+    """Choose the new bundle's same-event threshold on real labelled pairs and save it where the
+    server reads it (HUYING_INDEX_DIR/<version>/threshold.json): its similarity has its own scale."""
+    from serving.settings import load_settings
+    from training.pairs import evaluate_bundle
+
+    typer.echo("calibrating the duplicate threshold on real follow-up and repeat pairs ...")
+    try:
+        report = evaluate_bundle(bundle_path, index_dir=load_settings().index_dir)
+    except HuyingError as exc:
+        typer.secho(f"duplicate threshold not calibrated ({exc}); the server uses its defaults",
+                    fg=typer.colors.YELLOW)
+        return
+    served, tfidf = report["methods"]["served"], report["methods"]["tfidf"]["evaluation"]
+    e = served["evaluation"]
+    typer.echo(f"duplicates: same-event threshold {served['threshold']:.3f}; on {e['pairs']} "
+               f"held-out pairs precision {e['precision']:.3f}, recall {e['recall']:.3f}, "
+               f"AP {e['average_precision']:.3f} (char TF-IDF baseline AP "
+               f"{tfidf['average_precision']:.3f}); saved to {report['threshold_file']}")
 
 
 @app.command()

@@ -474,6 +474,7 @@ def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, lexical: Lexical | 
         return np.asarray(blend(embedding(rows), lex))
 
     methods = {}
+    evaluation_scores = {}
     for name, score in (("served", served), ("embedding", embedding), ("tfidf", char_tfidf)):
         cal = score(halves["calibration"])
         cal_y = np.array([p.label for p in halves["calibration"]])
@@ -481,6 +482,7 @@ def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, lexical: Lexical | 
         floor = min(threshold, recall_floor(cal, cal_y, floor_recall))
         ev = score(halves["evaluation"])
         ev_y = np.array([p.label for p in halves["evaluation"]])
+        evaluation_scores[name] = ev
         methods[name] = {
             "threshold": round(threshold, 4), "floor": round(floor, 4),
             "calibration": score_metrics(cal, cal_y, threshold),
@@ -497,6 +499,8 @@ def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, lexical: Lexical | 
                   "embedding_cosine_min": round(float(exact_scores.min()), 4) if exact else None},
         "methods": methods,
         "served_similarity": SERVED_BLEND if lexical is not None else "embedding cosine",
+        "served_vs_tfidf": ap_difference(evaluation_scores["served"], evaluation_scores["tfidf"],
+                                         ev_y),
         "rule": f"threshold: max F1 on the calibration half; floor: keeps {floor_recall:.0%} of "
                 "calibration positives",
     }
@@ -543,6 +547,26 @@ def score_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> d
         "recall": round(float(recall_score(labels, predicted, zero_division=0)), 4),
         "f1": round(float(f1_score(labels, predicted, zero_division=0)), 4),
     }
+
+
+def ap_difference(a: np.ndarray, b: np.ndarray, labels: np.ndarray, *, resamples: int = 2000,
+                  seed: int = 0) -> dict[str, Any]:
+    """Average precision of scores `a` minus that of `b` on the same pairs, with a paired
+    bootstrap 95% interval (pairs resampled with replacement; draws without both labels skipped)."""
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(resamples):
+        i = rng.integers(0, labels.size, labels.size)
+        if 0 < labels[i].sum() < labels.size:
+            diffs.append(average_precision_score(labels[i], a[i])
+                         - average_precision_score(labels[i], b[i]))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {"difference": round(float(average_precision_score(labels, a)
+                                      - average_precision_score(labels, b)), 4),
+            "ci95": [round(float(lo), 4), round(float(hi), 4)], "resamples": len(diffs),
+            "better_share": round(float(np.mean(np.array(diffs) > 0)), 4)}
 
 
 def _by_kind(rows: Sequence[Pair], scores: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -596,7 +620,11 @@ def render_table(report: Mapping[str, Any]) -> str:
                      f"{e['average_precision']:.4f} | {e['precision']:.4f} | {e['recall']:.4f} | "
                      f"{e['f1']:.4f} |")
     nd = report["near_duplicates"]
+    d = report["served_vs_tfidf"]
     lines.append("")
+    lines.append(f"served minus baseline AP: {d['difference']:+.4f} (paired bootstrap 95% interval "
+                 f"{d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}; served better in "
+                 f"{d['better_share']:.0%} of {d['resamples']} resamples)")
     lines.append(f"near-duplicate pairs: calibration {nd['calibration']['pairs']} "
                  f"({nd['calibration']['positives']} positive), evaluation "
                  f"{nd['evaluation']['pairs']} ({nd['evaluation']['positives']} positive); "

@@ -11,6 +11,7 @@ import pytest
 
 from training.pairs import (
     Pair,
+    ap_difference,
     best_f1_threshold,
     build_pairs,
     evaluate_bundle,
@@ -272,3 +273,35 @@ def test_pairs_from_the_vendored_haikou_data():
     assert len(followups) == 123
     assert sum(not p.exact for p in followups) > 40
     assert {p.split for p in pairs} == {"calibration", "evaluation"}
+
+
+def test_the_ap_difference_has_a_paired_bootstrap_interval():
+    rng = np.random.default_rng(0)
+    labels = np.array([1] * 30 + [0] * 70)
+    good = labels + 0.3 * rng.standard_normal(100)
+    noisy = labels + 1.5 * rng.standard_normal(100)
+    d = ap_difference(good, noisy, labels, resamples=300)
+    assert d["difference"] > 0 and 0 < d["ci95"][0] <= d["difference"] <= d["ci95"][1]
+    assert d["better_share"] > 0.95
+    same = ap_difference(good, good, labels, resamples=50)
+    assert same["difference"] == 0 and same["ci95"] == [0, 0]
+
+
+def test_training_calibrates_the_new_bundles_threshold_where_the_server_reads_it(
+        sources, tmp_path, tiny_bundle, monkeypatch, capsys):
+    from serving.duplicates import DuplicatePolicy, DuplicateService
+    from training.cli import _calibrate_duplicates
+
+    monkeypatch.setenv("HUYING_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setattr("training.pairs.default_sources", lambda: sources)
+    _calibrate_duplicates(tiny_bundle.path)
+    assert "same-event threshold" in capsys.readouterr().out
+    limits = DuplicateService(None, tmp_path / "index", DuplicatePolicy())._load_thresholds(  # type: ignore[arg-type]
+        "tiny-v1")
+    assert limits.source == str(tmp_path / "index" / "tiny-v1" / "threshold.json")
+
+    monkeypatch.setenv("HUYING_INDEX_DIR", str(tmp_path / "other"))
+    monkeypatch.setattr("training.pairs.default_sources", lambda: (tmp_path / "none", None))
+    _calibrate_duplicates(tiny_bundle.path)  # no pairs: a warning, the defaults stay
+    assert "not calibrated" in capsys.readouterr().out
+    assert not (tmp_path / "other").exists()
