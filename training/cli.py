@@ -606,6 +606,7 @@ def retrain(
     typer.echo(f"candidate {result.version}: gate {verdict}; report {result.report_dir / 'report.md'}")
     for reason in result.comparison.reasons:
         typer.echo(f"  - {reason}")
+    _calibrate_duplicates(result.bundle_path)  # whenever it is served, with its own threshold
     typer.echo(f"promoted; {SWAP_HINT}" if result.promoted else "not promoted")
 
 
