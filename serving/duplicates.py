@@ -23,7 +23,7 @@ bundle's: the blend of embedding and char n-gram TF-IDF cosines (model/lexical.p
 embedding cosine for a bundle without `lexical.json`. Threshold and floor come
 from HUYING_DUPLICATE_THRESHOLD / HUYING_DUPLICATE_FLOOR if set, else from
 `HUYING_INDEX_DIR/<version>/threshold.json` (written by `huying train` and by
-`benchmarks/duplicates_eval.py --save-threshold`, calibrated on real pairs), else the defaults
+`huying duplicates --save-threshold`, calibrated on real pairs), else the defaults
 below. The window is the `HUYING_DUPLICATE_WINDOW_DAYS` (30) days up to the complaint's
 `received_at` (or now).
 
@@ -73,7 +73,7 @@ from serving.store.tables import Complaint
 log = logging.getLogger("huying.serving")
 
 # Thresholds used when neither a setting nor a measured threshold.json gives one (`huying train`
-# writes one for every bundle it builds). Measured with `benchmarks/duplicates_eval.py --bundle
+# writes one for every bundle it builds). Measured with `huying duplicates --model
 # bundles/haikou12345-quick-1` (blended similarity; 804 near-duplicate pairs from real follow-ups
 # and repeated messages, split by time): 0.4917 had the best F1 on the calibration half (0.95)
 # and gave precision 0.97, recall 0.80 on the evaluation half; 0.461 kept 95% of the calibration

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     # Duplicates (serving/duplicates.py): the similarity index of registered complaints lives in
     # index_dir/<model version>/. Thresholds are on the served similarity (model/lexical.py);
     # unset, they come from the calibrated index_dir/<version>/threshold.json (written by
-    # `huying train` / `retrain` and benchmarks/duplicates_eval.py), else the defaults there.
+    # `huying train`, `retrain` and `duplicates`), else the defaults there.
     index_dir: Path = Path("var/index")
     index_save_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     duplicate_threshold: Annotated[float | None, Field(ge=-1, le=1)] = None  # same event

@@ -658,7 +658,7 @@ def evaluate_bundle(bundle: Path, pairs_path: Path | None = None, *,
                     haikou_dir: Path | None = None, teddy_dir: Path | None = None,
                     write_pairs_to: Path | None = None, out_dir: Path | None = None,
                     index_dir: Path | None = None, threads: int = 1) -> dict[str, Any]:
-    """benchmarks/duplicates_eval.py: a bundle's duplicate similarity against char TF-IDF on labelled
+    """`huying duplicates`: a bundle's duplicate similarity against char TF-IDF on labelled
     pairs (a JSONL file, or built from the data), write report.json/report.md to `out_dir`, and
     with `index_dir` save the threshold where serving reads it."""
     from model.router import Router

@@ -305,3 +305,25 @@ def test_training_calibrates_the_new_bundles_threshold_where_the_server_reads_it
     _calibrate_duplicates(tiny_bundle.path)  # no pairs: a warning, the defaults stay
     assert "not calibrated" in capsys.readouterr().out
     assert not (tmp_path / "other").exists()
+
+
+def test_the_duplicates_command_reports_and_saves_the_threshold(tmp_path, tiny_bundle,
+                                                                 monkeypatch):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    pairs, _ = _handmade()
+    write_pairs(pairs, tmp_path / "pairs.jsonl")
+    monkeypatch.setenv("HUYING_INDEX_DIR", str(tmp_path / "index"))
+    result = CliRunner().invoke(app, ["duplicates", "--model", str(tiny_bundle.path), "--pairs",
+                                      str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "out"),
+                                      "--save-threshold"])
+    assert result.exit_code == 0, result.output
+    assert "baseline: char 1-3-gram TF-IDF cosine" in result.output
+    assert "served minus baseline AP" in result.output
+    assert (tmp_path / "index" / "tiny-v1" / "threshold.json").is_file()
+    assert (tmp_path / "out" / "report.json").is_file()
+    missing = CliRunner().invoke(app, ["duplicates", "--model", str(tiny_bundle.path), "--pairs",
+                                       str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
