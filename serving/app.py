@@ -27,8 +27,9 @@ from model.errors import HuyingError
 from model.router import Router
 from serving.auth import KeyStore
 from serving.batching import MicroBatcher
+from serving.complaints import ComplaintRegistry
 from serving.deps import Services
-from serving.duplicates import ComplaintRegistry, DuplicatePolicy, DuplicateService
+from serving.duplicates import DuplicatePolicy, DuplicateService
 from serving.errors import install_error_handlers
 from serving.metrics import Metrics
 from serving.middleware import RequestContextMiddleware

@@ -1,4 +1,4 @@
-"""Registered complaints: register (and route), find similar ones, remove (serving/duplicates.py)."""
+"""Registered complaints: register (and route), find similar ones, remove (serving/complaints.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from serving.body import read_json
+from serving.complaints import ComplaintRegistry
 from serving.deps import AnyKey, IntakeKey, RequestIdDep, ServicesDep, SettingsDep
-from serving.duplicates import METADATA_KEYS, ComplaintRegistry
+from serving.duplicates import METADATA_KEYS
 from serving.errors import ModelNotReady
 from serving.review import officer_id
 from serving.routes import errors, json_body
