@@ -3,7 +3,7 @@ embedding cosine that the similarity index serves.
 
 Why both: the encoder is fine-tuned to tell categories apart, so its cosine sees the topic;
 char n-grams see the concrete overlap (a place name, a shop, a plate) and miss paraphrases. On
-real same-event pairs (training/pairs.py) the full preset's blend ranks better than either half
+real same-event pairs (training/duplicates.py) the full preset's blend ranks better than either half
 and than a char TF-IDF baseline; the quick preset's weaker encoder does not get there (README).
 The document frequencies are fitted on the bundle's training texts and shipped in the bundle
 (`lexical.json`), so a model version fixes the whole similarity function. Pure Python and

@@ -70,7 +70,7 @@ log = logging.getLogger("huying.serving")
 # positives. Each model has its own scale (the full bundle's threshold is 0.437).
 DEFAULT_SAME_EVENT = 0.49
 DEFAULT_FLOOR = 0.46
-THRESHOLD_FILE = "threshold.json"  # written by training/pairs.py save_threshold
+THRESHOLD_FILE = "threshold.json"  # written by training/duplicates.py save_threshold
 METADATA_KEYS = ("channel", "location")
 EMBED_BATCH = 64
 _REPLAY_UNDER_LOCK = 16  # journal entries left to replay while holding the lock at the swap

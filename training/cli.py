@@ -363,7 +363,7 @@ def _calibrate_duplicates(bundle_path: Path) -> None:
     """Choose the new bundle's same-event threshold on real labelled pairs and save it where the
     server reads it (HUYING_INDEX_DIR/<version>/threshold.json): its similarity has its own scale."""
     from serving.settings import load_settings
-    from training.pairs import evaluate_bundle
+    from training.duplicates import evaluate_bundle
 
     typer.echo("calibrating the duplicate threshold on real follow-up and repeat pairs ...")
     try:
@@ -398,7 +398,7 @@ def duplicates(
     Example: huying duplicates --model bundles/haikou12345-full-1 --out runs/dup-eval
     """
     from serving.settings import load_settings
-    from training.pairs import evaluate_bundle, render_table
+    from training.duplicates import evaluate_bundle, render_table
 
     if pairs is not None and not pairs.is_file():
         raise DataError(f"{pairs} does not exist; pass a JSONL file of labelled pairs")

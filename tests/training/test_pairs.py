@@ -1,4 +1,5 @@
-"""Labelled duplicate pairs from real-shaped data, and the threshold evaluation (training/pairs.py)."""
+"""Labelled duplicate pairs from real-shaped data (training/pairs.py), and the similarity
+evaluation and threshold calibration on them (training/duplicates.py)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.pairs import (
-    Pair,
+from training.duplicates import (
     ap_difference,
     best_f1_threshold,
-    build_pairs,
     evaluate_bundle,
     evaluate_pairs,
-    read_pairs,
     recall_floor,
     render_table,
     save_threshold,
-    split_by_time,
-    write_pairs,
 )
+from training.pairs import Pair, build_pairs, read_pairs, split_by_time, write_pairs
 
 REPO = Path(__file__).resolve().parents[2]
 
