@@ -243,7 +243,8 @@ class DuplicateService:
         out: list[list[DuplicatePublic]] = [[] for _ in queries]
         if index is None or router is None:
             return out
-        vectors = self._embeddings(queries, index.model_version, router)
+        texts = [normalize_text(query.text) for query in queries]  # once: the loops reuse them
+        vectors = self._embeddings(queries, texts, index.model_version, router)
         for q, query in enumerate(queries):
             vector = vectors[q]
             if vector is None:
@@ -254,10 +255,11 @@ class DuplicateService:
                                    since=at - window, until=at + window if both_ways else at,
                                    where=where or None,
                                    exclude_ids={query.id} if query.id else None,
-                                   texts=[normalize_text(query.text)])[0]
+                                   texts=[texts[q]])[0]
             found = [(m.id, m.similarity, m.exact) for m in matches]
             if within_batch:
-                found += _earlier_in_batch(queries, vectors, q, policy, where, index.lexical)
+                found += _earlier_in_batch(queries, texts, vectors, q, policy, where,
+                                           index.lexical)
             found.sort(key=lambda f: (not f[2], -f[1]))
             seen: set[str] = set()
             for id_, similarity, exact in found:
@@ -286,14 +288,14 @@ class DuplicateService:
         return [{"id": d.id, "similarity": d.similarity, "kind": "exact" if d.exact else "near",
                  "text": texts[d.id]} for d in found if d.id in texts]
 
-    def _embeddings(self, queries: Sequence[Query], version: str,
+    def _embeddings(self, queries: Sequence[Query], texts: Sequence[str], version: str,
                     router: Router) -> list[np.ndarray | None]:
         """Each query's embedding in the index's model: its own if of that version, else
         re-embedded with the index's router (during a rebuild); None for an empty text."""
         out: list[np.ndarray | None] = [None] * len(queries)
         redo = []
         for i, query in enumerate(queries):
-            if not normalize_text(query.text):
+            if not texts[i]:
                 continue  # nothing the citizen wrote is left: it repeats nothing
             if query.embedding is not None and query.model_version == version:
                 out[i] = _unit(query.embedding)
@@ -533,11 +535,12 @@ def _add_to(index: SimilarityIndex, entries: Sequence[Entry], vectors: np.ndarra
                   texts=[normalize_text(e.text) for e in entries])
 
 
-def _earlier_in_batch(queries: Sequence[Query], vectors: list[np.ndarray | None], q: int,
-                      policy: DuplicatePolicy, where: Mapping[str, str],
-                      lexical: Lexical | None) -> list[tuple[str, float, bool]]:
+def _earlier_in_batch(queries: Sequence[Query], texts: Sequence[str],
+                      vectors: list[np.ndarray | None], q: int, policy: DuplicatePolicy,
+                      where: Mapping[str, str], lexical: Lexical | None
+                      ) -> list[tuple[str, float, bool]]:
     """Matches of query q among the queries before it in the same request, scored as the
-    index scores (model/index.py)."""
+    index scores (model/index.py); `texts` are the queries' normalised texts."""
     query, vector = queries[q], vectors[q]
     found = []
     for j in range(q):
@@ -549,8 +552,7 @@ def _earlier_in_batch(queries: Sequence[Query], vectors: list[np.ndarray | None]
         exact = other.text_hash == query.text_hash
         similarity = min(float(np.dot(vector, other_vector)), 1.0)
         if lexical is not None:
-            similarity = blend(similarity, lexical.cosine(normalize_text(query.text),
-                                                          normalize_text(other.text)))
+            similarity = blend(similarity, lexical.cosine(texts[q], texts[j]))
         found.append((other.id, 1.0 if exact else similarity, exact))
     return found
 

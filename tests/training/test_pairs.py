@@ -324,3 +324,23 @@ def test_the_duplicates_command_reports_and_saves_the_threshold(tmp_path, tiny_b
     missing = CliRunner().invoke(app, ["duplicates", "--model", str(tiny_bundle.path), "--pairs",
                                        str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+@pytest.mark.parametrize("line, message", [('{"a_text": "x", "b_text": "y"}', "lacks label"),
+                                           ('{"a_text": "x", "b_text": "y", "label": 3}',
+                                            "label must be 0 or 1")])
+def test_the_duplicates_command_refuses_bad_pairs_and_writes_nothing(tmp_path, tiny_bundle,
+                                                                      monkeypatch, line, message):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    (tmp_path / "pairs.jsonl").write_text(line + "\n", encoding="utf-8")
+    monkeypatch.setenv("HUYING_INDEX_DIR", str(tmp_path / "index"))
+    result = CliRunner().invoke(app, ["duplicates", "--model", str(tiny_bundle.path), "--pairs",
+                                      str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "out"),
+                                      "--save-threshold"])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "index").exists() and not (tmp_path / "out").exists()
+    not_a_bundle = CliRunner().invoke(app, ["duplicates", "--model", str(tmp_path)])
+    assert not_a_bundle.exit_code == 2 and "not a model bundle" in not_a_bundle.output
