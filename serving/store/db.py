@@ -14,6 +14,8 @@ the other has already made stale.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -80,6 +82,23 @@ def write_transaction(session: Session) -> Iterator[Session]:
         raise
 
 
+def _enable_wal(cursor: Any) -> None:
+    """PRAGMA journal_mode=WAL, retried: switching a new file to WAL fails at once with "database
+    is locked" (SQLite does not wait on the busy timeout for it) while another connection opening
+    the same file at that moment (replicas starting together) holds its lock."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -87,8 +106,8 @@ def _configure_sqlite(engine: Engine) -> None:
         # lazily before the first write, which is what the "begin" hook below does on purpose.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _enable_wal(cursor)  # readers never block the writer
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
