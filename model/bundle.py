@@ -10,6 +10,8 @@
     model_card.md     what it is, what it was trained on, how good it is, its limits
     lexical.json      char n-gram document frequencies of the training texts, for duplicate
                       similarity (model/lexical.py); bundles without it compare embeddings only
+    probes.json       dev texts and the answers this bundle gave for them, checked again before
+                      it serves (model/probes.py)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from model.calibration import Calibration
 from model.errors import BundleError, TaxonomyError
 from model.lexical import Lexical
+from model.probes import PROBES
 from model.taxonomy import Taxonomy
 
 FORMAT = 1
@@ -62,6 +65,11 @@ class Bundle:
     @property
     def tokenizer_path(self) -> Path:
         return self.path / "tokenizer.json"
+
+    def probes(self) -> dict[str, Any] | None:
+        """The recorded probe texts and answers (model/probes.py); None for older bundles."""
+        path = self.path / PROBES
+        return _read_json(path) if path.is_file() else None
 
     def lexical(self) -> Lexical | None:
         path = self.path / LEXICAL

@@ -34,10 +34,11 @@ class Calibration:
         return {h: softmax(v, self.temperatures.get(h, 1.0)) for h, v in logits.items()}
 
     def decide(self, chosen: Mapping[str, tuple[int, float]]) -> str:
-        """`auto` if every decision head's chosen (label index, confidence) clears its threshold."""
+        """`auto` if every decision head's chosen (label index, confidence) clears its threshold;
+        a NaN confidence clears none (fail closed)."""
         for head in self.decision_heads:
             index, confidence = chosen[head]
-            if confidence < self.thresholds[head][index]:
+            if not confidence >= self.thresholds[head][index]:
                 return "review"
         return "auto"
 

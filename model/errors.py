@@ -21,6 +21,10 @@ class BundleError(HuyingError):
     """A model bundle is missing a part or its parts disagree."""
 
 
+class ModelOutputError(HuyingError):
+    """The model gave outputs that cannot be trusted (NaN or infinite): nothing is dispatched."""
+
+
 class SimilarityIndexError(HuyingError):
     """The similarity index was used inconsistently (wrong dimension, other model version)."""
 

@@ -22,7 +22,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from model.bundle import Bundle, load_bundle
-from model.errors import BundleError
+from model.errors import BundleError, ModelOutputError
 from model.hierarchy import Ranked, decode
 from model.normalize import normalize_text
 from model.taxonomy import DutyEntry
@@ -151,11 +151,23 @@ class Router:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.infer([normalize_text(t) for t in texts])[1]
 
-    def route(self, texts: Sequence[str]) -> list[Routing]:
+    def route(self, texts: Sequence[str], *, check_finite: bool = True) -> list[Routing]:
+        """One Routing per text. ModelOutputError if the model gives a non-finite output for any
+        of them (a damaged model must fail, never dispatch); `check_finite=False` is for
+        model/probes.py, which measures how far off such a model is."""
         normalised = [normalize_text(t) for t in texts]
         if not normalised:
             return []
         logits, embeddings = self.infer(normalised)
+        if check_finite:
+            finite = np.isfinite(embeddings).all(axis=1)
+            for values in logits.values():
+                finite &= np.isfinite(values).all(axis=1)
+            if not finite.all():
+                raise ModelOutputError(
+                    f"the model ({self.version}) gave non-finite outputs for "
+                    f"{int((~finite).sum())} of {len(texts)} complaints; the bundle is damaged: "
+                    "swap in another version")
         probs = self.bundle.calibration.probabilities(logits)
         ranked = decode(probs, self.spaces, k=TOP_K)
         out = []

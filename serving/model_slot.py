@@ -1,9 +1,11 @@
 """The router being served, and the hot swap that replaces it without downtime.
 
-A swap loads the new bundle in a worker thread, routes one complaint with it (a smoke test), and
-only then replaces the reference. Batches capture the reference when they start, so requests in
+A swap loads the new bundle in a worker thread, routes the bundle's probe complaints with it and
+compares the answers with those it recorded when it was written (model/probes.py), and only then
+replaces the reference. Batches capture the reference when they start, so requests in
 flight finish on the old router; it is freed when the last of them ends. A bundle that fails to
-load or to route is refused with the reason, and the old router keeps serving.
+load, or answers its probes otherwise than recorded, is refused with the reason, and the old
+router keeps serving.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from model import probes
 from model.errors import BundleError, Conflict, HuyingError
 from model.router import Router
 from serving.errors import ModelNotReady
@@ -77,10 +80,10 @@ class ModelSlot:
             raise BundleError(f"bundle {path} could not be loaded: {type(exc).__name__}: {exc}; "
                               "re-export it or choose another version") from exc
         try:
-            routings = router.route([SMOKE_TEXT])
-            if len(routings) != 1 or not routings[0].heads:
-                raise BundleError(f"returned {len(routings)} routings for one text")
+            probes.check(router, router.bundle.probes())
+        except HuyingError:
+            raise
         except Exception as exc:
-            raise BundleError(f"bundle {path} loaded but failed to route a test complaint "
+            raise BundleError(f"bundle {path} loaded but failed to route its probe complaints "
                               f"({type(exc).__name__}: {exc}); it was not activated") from exc
         return router

@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from model import probes
 from model.bundle import LEXICAL, Bundle, write_bundle
 from model.calibration import Calibration
-from model.errors import DataError
+from model.errors import BundleError, DataError
 from model.lexical import Lexical
+from model.probes import N_PROBES, PROBES
 from model.router import Router
 from training.calibration import fit_calibration
 from training.datasets import Dataset, Record, data_hash, load_dataset
@@ -90,7 +92,7 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
             "version": version, "heads": heads, "spaces": {h: list(s) for h, s in spaces.items()},
             "max_length": result.config.max_length, "prefix": result.config.prefix,
             "pad_id": int(result.tokenizer.pad_token_id or 0),
-            "precision": options.precision, "base_encoder": result.config.base,
+            "precision": gates["precision"], "base_encoder": result.config.base,
             "dataset": dataset.config.name, "data_hash": data_hash(train + dev),
             "splits": {k: len(v) for k, v in splits.items()},
             "training": result.config.to_dict(), "history": result.history,
@@ -106,7 +108,10 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
         draft = write_bundle(staging / "draft", manifest=manifest, files=files,
                              taxonomy=dataset.taxonomy, calibration=calibration, metrics={},
                              model_card="draft")
-        metrics = summary_metrics(Router(draft), splits, spaces, calibration)
+        draft_router = Router(draft)
+        metrics = summary_metrics(draft_router, splits, spaces, calibration)
+        files[PROBES] = json.dumps(probes.record(draft_router, [r.text for r in dev[:N_PROBES]]),
+                                   ensure_ascii=False)
         metrics["seconds_packaging"] = round(time.monotonic() - started, 1)
         bundle = write_bundle(path, manifest=manifest, files=files,
                               taxonomy=dataset.taxonomy, calibration=calibration, metrics=metrics,
@@ -145,13 +150,21 @@ def _export(result: FinetuneResult, heads: list[str], dev: Sequence[Record], sta
     gates: dict[str, Any] = {"onnx_vs_torch_max_abs_diff": check_parity(result.model, heads, fp32,
                                                                         ids, mask)}
     if options.precision == "fp32":
+        gates["precision"] = "fp32"
         return fp32, gates
     int8 = staging / "model.onnx"
     quantize_int8(fp32, int8)
     targets = {h: t.numpy() for h, t in label_ids(dev, result.spaces).items()}
-    loss = check_quantization(_onnx_logits(fp32, result, heads, dev),
-                              _onnx_logits(int8, result, heads, dev), targets)
+    try:
+        loss = check_quantization(_onnx_logits(fp32, result, heads, dev),
+                                  _onnx_logits(int8, result, heads, dev), targets)
+    except BundleError as exc:  # the next acceptable export, said out loud
+        print(f"int8 export refused ({exc}); the bundle is exported in fp32 instead", flush=True)
+        gates["int8_refused"] = str(exc)
+        gates["precision"] = "fp32"
+        return fp32, gates
     gates["int8_accuracy_loss_on_dev"] = {h: round(v, 4) for h, v in loss.items()}
+    gates["precision"] = "int8"
     return int8, gates
 
 

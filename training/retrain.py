@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model import registry
+from model import probes, registry
 from model.errors import Conflict, DataError, InvalidInput
 from model.hierarchy import decode
 from model.normalize import normalize_text, text_hash
@@ -738,10 +738,14 @@ def promote(bundles_dir: str | Path, version: str, *, force: bool = False,
                           if len(comparison.reasons) > 3 else "")
                        + f". See {comparison_dir(bundles_dir, version) / 'report.md'}; promote "
                        "anyway with --force")
+    probes.check_bundle(path)  # a damaged model.onnx is refused before it is made active
     registry.set_active(Path(bundles_dir), version, action="promote", actor=actor)
     return path
 
 
 def rollback(bundles_dir: str | Path, *, actor: str | None = None) -> tuple[str | None, str]:
     """Make the previously active version active again: (version left, version now active)."""
+    target = registry.rollback_target(Path(bundles_dir))
+    if target is not None:  # a damaged model.onnx is refused before it is made active again
+        probes.check_bundle(registry.bundle_path(Path(bundles_dir), target))
     return registry.rollback(Path(bundles_dir), actor=actor)

@@ -69,3 +69,16 @@ def test_to_dict_is_json_ready(router):
     d = router.route(TEXTS[:1])[0].to_dict()
     json.dumps(d, ensure_ascii=False)
     assert set(d) >= {"category", "subcategory", "department", "duty", "decision", "model_version"}
+
+
+def test_a_model_giving_nan_fails_instead_of_routing(tiny_bundle, bundle_copy, damage_weights,
+                                                      tmp_path):
+    from model.errors import ModelOutputError
+
+    damaged = bundle_copy(tiny_bundle.path, tmp_path, "nan-v1")
+    damage_weights(damaged, "nan")
+    router = Router.load(damaged)
+    with pytest.raises(ModelOutputError, match="non-finite"):
+        router.route(TEXTS)
+    [unchecked] = router.route(TEXTS[:1], check_finite=False)  # what the probe check measures
+    assert np.isnan(unchecked.department.confidence)

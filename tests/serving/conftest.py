@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -22,16 +21,6 @@ TEXTS = (
 )
 
 
-def copy_bundle(source: Path, bundles_dir: Path, version: str) -> Path:
-    """A copy of `source` as `version`: only bundle.json's version changes (it is not hashed)."""
-    target = bundles_dir / version
-    shutil.copytree(source, target)
-    manifest = json.loads((target / "bundle.json").read_text(encoding="utf-8"))
-    manifest["version"] = version
-    (target / "bundle.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    return target
-
-
 @pytest.fixture(scope="session")
 def key_file(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     path = tmp_path_factory.mktemp("keys") / "api_keys.json"
@@ -44,12 +33,12 @@ def keys(key_file) -> dict[str, str]:
 
 
 @pytest.fixture
-def bundles_dir(tmp_path, tiny_bundle) -> Path:
+def bundles_dir(tmp_path, tiny_bundle, bundle_copy) -> Path:
     """bundles/ with tiny-v1 active and a tiny-v2 next to it (same model, another version)."""
     directory = tmp_path / "bundles"
     directory.mkdir()
     shutil.copytree(tiny_bundle.path, directory / "tiny-v1")
-    copy_bundle(tiny_bundle.path, directory, "tiny-v2")
+    bundle_copy(tiny_bundle.path, directory, "tiny-v2")
     set_active(directory, "tiny-v1")
     return directory
 
@@ -78,11 +67,6 @@ def texts() -> tuple[str, ...]:
 def headers(keys) -> dict[str, dict[str, str]]:
     """Authorization headers per role: headers["intake"], headers["admin"], …"""
     return {role: {"Authorization": f"Bearer {key}"} for role, key in keys.items()}
-
-
-@pytest.fixture(scope="session")
-def bundle_copy():
-    return copy_bundle
 
 
 @pytest.fixture

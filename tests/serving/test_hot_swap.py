@@ -50,10 +50,12 @@ def test_swap_by_path_leaves_active_alone(client, headers, bundles_dir, tmp_path
     assert (bundles_dir / "ACTIVE").read_text().strip() == "tiny-v1"
 
 
-@pytest.mark.parametrize("damage", ["model", "hash", "missing", "taxonomy"])
+@pytest.mark.parametrize("damage", ["model", "hash", "missing", "taxonomy", "nan", "scrambled",
+                                    "no_probes"])
 def test_a_broken_bundle_is_refused_and_the_old_one_keeps_serving(client, headers, bundles_dir,
                                                                    tiny_bundle, bundle_copy,
-                                                                   texts, damage):
+                                                                   damage_weights, texts,
+                                                                   damage):
     broken = bundle_copy(tiny_bundle.path, bundles_dir, "broken-v1")
     manifest = json.loads((broken / "bundle.json").read_text())
     if damage == "model":  # a corrupt ONNX whose hash was updated: only loading can tell
@@ -67,6 +69,12 @@ def test_a_broken_bundle_is_refused_and_the_old_one_keeps_serving(client, header
             f.write(b"\0")
     elif damage == "missing":
         (broken / "tokenizer.json").unlink()
+    elif damage in ("nan", "scrambled"):  # loads, has every head: only its answers tell
+        damage_weights(broken, damage)
+    elif damage == "no_probes":  # nothing to check it with: refused rather than trusted
+        (broken / "probes.json").unlink()
+        manifest["files"].pop("probes.json")
+        (broken / "bundle.json").write_text(json.dumps(manifest))
     else:
         (broken / "taxonomy.json").write_text("{}")
         manifest["files"].pop("taxonomy.json")
@@ -118,11 +126,11 @@ async def test_requests_in_flight_finish_on_the_old_router(settings, headers, te
     entered, release = threading.Event(), threading.Event()
 
     class GatedRouter(Router):
-        def route(self, texts_):
+        def route(self, texts_, **kwargs):
             if self.version == "tiny-v1" and texts_ == [texts[0]]:
                 entered.set()
                 release.wait(10)
-            return super().route(texts_)
+            return super().route(texts_, **kwargs)
 
     # Two batch workers: the held batch must not block the request made after the swap.
     app = create_app(settings.model_copy(update={"batch_workers": 2}),

@@ -66,3 +66,9 @@ def test_fit_calibration_covers_every_head():
     logits, targets = _overconfident()
     cal = fit_calibration({"category": logits}, {"category": targets}, ["category"])
     assert len(cal.thresholds["category"]) == logits.shape[1]
+
+
+def test_a_nan_confidence_is_never_auto():
+    cal = Calibration(temperatures={"department": 1.0}, thresholds={"department": (0.0,)},
+                      decision_heads=("department",))
+    assert cal.decide({"department": (0, float("nan"))}) == "review"

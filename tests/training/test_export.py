@@ -72,3 +72,25 @@ def test_quantization_gate():
     assert check_quantization(good, good, targets) == {"category": 0.0}
     with pytest.raises(BundleError, match="int8"):
         check_quantization(good, bad, targets)
+
+
+def test_a_refused_int8_export_falls_back_to_fp32_and_says_so(tmp_path, monkeypatch, capsys,
+                                                             haikou_sample, tiny_encoder_dir):
+    from model import probes
+    from model.router import Router
+    from training import pipeline
+    from training.finetune import FinetuneConfig
+
+    def refuse(*args, **kwargs):
+        raise BundleError("int8 quantisation loses 1.3% accuracy on dev (limit 1%)")
+
+    monkeypatch.setattr(pipeline, "check_quantization", refuse)
+    config = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir), epochs=1)
+    bundle = pipeline.build_router(haikou_sample, config, tmp_path / "bundles",
+                                   pipeline.BuildOptions(version="fallback-v1"),
+                                   run_dir=tmp_path / "run")
+    assert "exported in fp32 instead" in capsys.readouterr().out
+    assert bundle.manifest["precision"] == "fp32"
+    assert "loses 1.3%" in bundle.manifest["gates"]["int8_refused"]
+    probes.check_bundle(bundle.path)  # and it serves
+    assert Router(bundle).route(["路灯不亮"])[0].decision in ("auto", "review")

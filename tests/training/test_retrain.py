@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from model import registry
-from model.errors import Conflict, DataError, InvalidInput
+from model.errors import BundleError, Conflict, DataError, InvalidInput
 from model.normalize import normalize_text
 from training.datasets import Record, load_dataset
 from training.retrain import (
@@ -274,17 +274,21 @@ def test_the_comparison_is_written_and_read_back(tmp_path):
 
 # --- model management ---------------------------------------------------------------------------
 
-def _fake_bundles(tmp_path: Path, *versions: str) -> Path:
-    """Bundle directories as the registry sees them (bundle.json only): enough to manage."""
-    root = tmp_path / "bundles"
-    for v in versions:
-        (root / v).mkdir(parents=True)
-        (root / v / "bundle.json").write_text(json.dumps({"version": v}), encoding="utf-8")
-    return root
+@pytest.fixture
+def versions(tmp_path, tiny_bundle, bundle_copy):
+    """A bundles directory holding copies of the tiny bundle under the versions asked for."""
+    def make(*names: str) -> Path:
+        root = tmp_path / "bundles"
+        root.mkdir(exist_ok=True)
+        for name in names:
+            bundle_copy(tiny_bundle.path, root, name)
+        return root
+
+    return make
 
 
-def test_promote_and_rollback_walk_the_history(tmp_path):
-    root = _fake_bundles(tmp_path, "v1", "v2", "v3")
+def test_promote_and_rollback_walk_the_history(versions):
+    root = versions("v1", "v2", "v3")
     registry.set_active(root, "v1")
     with pytest.raises(Conflict, match="nothing to roll back to"):
         rollback(root)
@@ -305,15 +309,15 @@ def test_promote_and_rollback_walk_the_history(tmp_path):
     assert history[1].actor == "lead"
 
 
-def test_rollback_of_a_pointer_set_before_the_history(tmp_path):
-    root = _fake_bundles(tmp_path, "v1", "v2")
+def test_rollback_of_a_pointer_set_before_the_history(versions):
+    root = versions("v1", "v2")
     (root / "ACTIVE").write_text("v1\n", encoding="utf-8")  # written by an older Huying
     registry.set_active(root, "v2")
     assert rollback(root) == ("v2", "v1")
 
 
-def test_promote_refuses_a_failed_comparison_unless_forced(tmp_path):
-    root = _fake_bundles(tmp_path, "v1", "v2")
+def test_promote_refuses_a_failed_comparison_unless_forced(versions):
+    root = versions("v1", "v2")
     registry.set_active(root, "v1")
     records, candidate, current = _gate_case()
     write_comparison(compare(candidate, current, records), root / "comparisons" / "v2")
@@ -326,6 +330,21 @@ def test_promote_refuses_a_failed_comparison_unless_forced(tmp_path):
     promote(root, "v2", force=True)
     assert registry.active_version(root) == "v2"
     assert load_comparison(root, "v1") is None
+
+
+@pytest.mark.parametrize("damage", ["nan", "scrambled"])
+def test_promote_and_rollback_refuse_a_damaged_model(versions, damage_weights, damage):
+    root = versions("v1", "v2")
+    registry.set_active(root, "v1")
+    damage_weights(root / "v2", damage)
+    with pytest.raises(BundleError, match="probe complaints"):
+        promote(root, "v2")
+    assert registry.active_version(root) == "v1"
+    registry.set_active(root, "v2")  # made active by hand; then v1 is damaged too
+    damage_weights(root / "v1", damage)
+    with pytest.raises(BundleError, match="probe complaints"):
+        rollback(root)
+    assert registry.active_version(root) == "v2"
 
 
 # --- the whole retrain, with the tiny encoder ---------------------------------------------------
