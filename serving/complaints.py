@@ -14,10 +14,9 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from model.errors import NotFound
 from model.router import Routing
 from serving.batching import MicroBatcher
-from serving.duplicates import DuplicatePolicy, DuplicateService, aware_time, entry_of, query_of
+from serving.duplicates import DuplicatePolicy, DuplicateService, entry_of, query_of
 from serving.errors import RoutingFailed, StoreUnavailable
 from serving.metrics import Metrics
 from serving.routing import RoutingService
@@ -33,7 +32,6 @@ from serving.store import service as store
 from serving.store.tables import Complaint
 
 log = logging.getLogger("huying.serving")
-LOCATION_CHARS = 255  # the store's location columns
 T = TypeVar("T")
 
 
@@ -88,27 +86,26 @@ class ComplaintRegistry:
         results = routed.results
         candidates = [i for i, r in enumerate(results)
                       if r.routing is not None and r.id in capture.routed]
-        ids = [str(results[i].id) for i in candidates]
-        taken = await _in_thread(self._registered, ids)
+        chosen = [capture.routed[str(results[i].id)] for i in candidates]
+        registration = await _in_thread(self._store, chosen, request_id, actor) if chosen \
+            else store.Registration(registered=[], taken=[])
+        taken = set(registration.taken)
         for i in candidates:
             if results[i].id in taken:
                 self._fail(results[i], "already_registered", f"complaints[{i}].id",
                            f"complaints[{i}].id: complaint {results[i].id!r} is already "
                            "registered; DELETE /v1/complaints/{id} first or use a new id")
-        chosen = [capture.routed[str(results[i].id)] for i in candidates
-                  if results[i].error is None]
-        if chosen:
-            rows = await _in_thread(self._store, chosen, request_id, actor)
-            self.duplicates.add([entry_of(row, routing)
-                                 for row, (_, routing) in zip(rows, chosen, strict=True)])
+        stored = [(c, r) for c, r in chosen if c.id not in taken]
+        self.duplicates.add([entry_of(row, routing) for row, (_, routing)
+                             in zip(registration.registered, stored, strict=True)])
         # a complaint of this request that was not registered is nobody's duplicate
-        unregistered = set(capture.routed) - {c.id for c, _ in chosen} - taken
+        unregistered = set(capture.routed) - {c.id for c, _ in stored}
         for r in results:
             r.duplicates = [d for d in r.duplicates if d.id not in unregistered]
         n_ok = sum(r.error is None for r in results)
         return RegisterResponse(request_id=request_id, model_version=routed.model_version,
-                                routed=n_ok, errors=len(results) - n_ok, registered=len(chosen),
-                                results=results)
+                                routed=n_ok, errors=len(results) - n_ok,
+                                registered=len(stored), results=results)
 
     async def similar(self, complaint_id: str, *, batcher: MicroBatcher,
                       policy: DuplicatePolicy) -> SimilarResponse:
@@ -134,42 +131,16 @@ class ComplaintRegistry:
         return ComplaintRemovedPublic(id=row.id, removed=True, removed_at=row.removed_at)
 
     # the store, in worker threads
-    def _registered(self, ids: Sequence[str]) -> set[str]:
-        taken = set()
-        with self.sessions() as session:
-            for id_ in ids:
-                try:
-                    store.get_complaint(session, id_)
-                    taken.add(id_)
-                except NotFound:
-                    continue
-        return taken
-
     def _store(self, chosen: Sequence[tuple[ComplaintIn, Routing]], request_id: str,
-               actor: str) -> list[Complaint]:
-        version = chosen[0][1].model_version
-        # as the review service logs them: NUL (PostgreSQL refuses it) replaced, locations cut
-        # to the column, a received time without a zone read as China time
-        kept = [(c.text.replace("\x00", "\ufffd"), c.channel,
-                 c.location[:LOCATION_CHARS] if c.location else None, aware_time(c.received_at))
-                for c, _ in chosen]
+               actor: str) -> store.Registration:
+        """Complaints, their routing log and review items: one transaction (all or nothing)."""
         with self.sessions() as session:
-            rows = store.register_complaints(session, [
-                store.NewComplaint(id=c.id, text=text, channel=channel, location=location,
-                                   received_at=received)
-                for (c, _), (text, channel, location, received) in zip(chosen, kept, strict=True)],
-                actor=actor, model_version=version)
-            try:  # a log of what the model said; the registration stands if it fails
-                store.log_routing(session, request_id, [
-                    store.RoutedText(text=text, routing=r, complaint_id=c.id, channel=channel,
-                                     location=location, received_at=received)
-                    for (c, r), (text, channel, location, received) in zip(chosen, kept,
-                                                                          strict=True)],
-                    actor=actor)
-            except Exception:
-                log.exception("logging the routings of request %s failed", request_id)
-                self.metrics.errors.labels("routing_log_failed").inc()
-            return rows
+            return store.register_routed(session, request_id, [
+                (store.NewComplaint(id=c.id, text=c.text, channel=c.channel,
+                                    location=c.location, received_at=c.received_at),
+                 store.RoutedText(text=c.text, routing=r, complaint_id=c.id, channel=c.channel,
+                                  location=c.location, received_at=c.received_at))
+                for c, r in chosen], actor=actor, model_version=chosen[0][1].model_version)
 
     def _get(self, complaint_id: str) -> Complaint:
         with self.sessions() as session:

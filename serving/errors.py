@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError as SQLDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model.errors import (
@@ -140,6 +141,10 @@ def error_detail(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str
                 return status, _detail(code, str(exc), getattr(exc, "field", None)), {}
     if isinstance(exc, ValidationError | RequestValidationError):
         return 422, validation_detail(exc.errors()), {}
+    if isinstance(exc, SQLDataError):  # e.g. a NUL character PostgreSQL cannot store or compare
+        return 422, _detail("invalid_field", "a value in this request cannot be stored or "
+                            "searched by the database (a NUL or other control character?); "
+                            "send printable text"), {}
     return 500, _detail("internal_error", "an unexpected error occurred; it was logged with "
                         "this request id, please report it"), {}
 
@@ -168,7 +173,7 @@ def validation_code(kind: str) -> str:
 
 # Error types raised by the validators in serving/schemas.py: passed through as codes.
 _OWN_CODES = {"empty_text", "text_too_long", "invalid_id", "invalid_unicode", "invalid_field",
-              "wrong_type"}
+              "wrong_type", "received_at_out_of_range"}
 
 
 def field_path(loc: Any) -> str:

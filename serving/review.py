@@ -52,15 +52,13 @@ from serving.schemas import (
 from serving.store import service
 from serving.store.db import make_engine, make_sessionmaker, normalise_url
 from serving.store.migrations import upgrade
-from serving.store.service import SLA_TIMEZONE, Answer, QueueFilter, RoutedText
+from serving.store.service import Answer, QueueFilter, RoutedText
 from serving.store.tables import Response as ResponseRow
 from serving.store.tables import ReviewItem
 
 log = logging.getLogger("huying.serving")
 
 T = TypeVar("T")
-# `routing_log.location` holds at most this many characters (a complaint's may be longer).
-_LOCATION_CHARS = 255
 # The actor of the audit entries written when the model's decision puts an item in the queue.
 ROUTER_ACTOR = "router"
 SIMILAR_LIMIT = 5
@@ -139,17 +137,11 @@ class LoggedRoutingService(RoutingService):
 
 
 def routed_text(raw: Any, routing: RoutingPublic) -> RoutedText:
-    """What the store logs for one routed complaint. A received time without a time zone is
-    taken as China time, the duty list's."""
+    """What the store logs for one routed complaint (ComplaintIn has made its fields storable)."""
     complaint = ComplaintIn.model_validate(raw)  # it was valid when routed
-    received = complaint.received_at
-    if received is not None and (received.tzinfo is None or received.utcoffset() is None):
-        received = received.replace(tzinfo=SLA_TIMEZONE)
-    location = complaint.location[:_LOCATION_CHARS] if complaint.location else None
-    return RoutedText(text=complaint.text.replace("\x00", "\ufffd"),
-                      routing=routing.model_dump(mode="json"),
-                      complaint_id=complaint.id, channel=complaint.channel, location=location,
-                      received_at=received)
+    return RoutedText(text=complaint.text, routing=routing.model_dump(mode="json"),
+                      complaint_id=complaint.id, channel=complaint.channel,
+                      location=complaint.location, received_at=complaint.received_at)
 
 
 # --- the queue -----------------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import unicodedata
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from model.router import HeadPrediction, Routing
+from serving.store.service import SLA_TIMEZONE
 
 # Real complaints from the Haikou 12345 hotline (data/haikou12345), used as OpenAPI examples.
 EXAMPLE_TEXTS = (
@@ -18,7 +20,11 @@ EXAMPLE_TEXTS = (
 )
 MAX_ID_CHARS = 128
 MAX_CHANNEL_CHARS = 64
-MAX_LOCATION_CHARS = 500
+MAX_LOCATION_CHARS = 255  # the store's location columns
+# A received time outside this range is a caller's mistake (and 9999-12-31 overflows every
+# due date computed from it); up to a day ahead allows for clocks that run fast.
+EARLIEST_RECEIVED = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST_RECEIVED_AHEAD = timedelta(days=1)
 
 
 def _valid_unicode(value: str, what: str) -> str:
@@ -67,26 +73,53 @@ class ComplaintIn(BaseModel):
         if not value or len(value) > MAX_ID_CHARS:
             raise PydanticCustomError("invalid_id", "id must have 1 to {limit} characters",
                                       {"limit": MAX_ID_CHARS})
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise PydanticCustomError("invalid_id", "id contains a control character (such as "
+                                      "NUL or a line break); send it as printable text")
         return value
 
     @field_validator("text")
     @classmethod
     def _text(cls, value: str, info: ValidationInfo) -> str:
-        if not value.strip():
-            raise PydanticCustomError("empty_text", "text is empty or only whitespace; send the "
-                                      "complaint's words")
+        if all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+            raise PydanticCustomError("empty_text", "text is empty or only whitespace or "
+                                      "invisible characters; send the complaint's words")
         limit = (info.context or {}).get("max_text_chars")
         if limit is not None and len(value) > limit:
             raise PydanticCustomError(
                 "text_too_long", "text has {length} characters; the limit is {limit} "
                 "(HUYING_MAX_TEXT_CHARS): shorten it or send the essential part",
                 {"length": len(value), "limit": limit})
-        return _valid_unicode(value, "text")
+        return _storable(_valid_unicode(value, "text"))
 
     @field_validator("channel", "location")
     @classmethod
     def _free_text(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return None if value is None else _valid_unicode(value, str(info.field_name))
+        return None if value is None else _storable(_valid_unicode(value, str(info.field_name)))
+
+    @field_validator("received_at")
+    @classmethod
+    def _received(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            value = value.replace(tzinfo=SLA_TIMEZONE)  # naive: the duty list's time
+        latest = datetime.now(UTC) + LATEST_RECEIVED_AHEAD
+        try:
+            in_range = EARLIEST_RECEIVED <= value <= latest
+        except OverflowError:  # 0001-01-01 with a positive offset is before year 1 in UTC
+            in_range = False
+        if not in_range:
+            raise PydanticCustomError(
+                "received_at_out_of_range", "received_at {value} is not between {earliest} and "
+                "a day from now; send when the complaint came in, with its time zone",
+                {"value": value.isoformat(), "earliest": EARLIEST_RECEIVED.date().isoformat()})
+        return value
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; the rest of what the caller sent is kept as it is.
+    return value.replace("\x00", "\ufffd")
 
 
 _COMPLAINTS_SCHEMA: dict[str, Any] = {

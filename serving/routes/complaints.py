@@ -35,6 +35,7 @@ async def get_registry(request: Request) -> ComplaintRegistry:
 
 RegistryDep = Annotated[ComplaintRegistry, Depends(get_registry)]
 ComplaintId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS,
+                                  pattern=r"^[^\x00-\x1f\x7f]+$",
                                   description="the id the complaint was registered with")]
 
 _EXAMPLES = {

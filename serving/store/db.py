@@ -46,6 +46,8 @@ def normalise_url(url: str | URL) -> URL:
 def make_engine(url: str | URL = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
     """An engine for `url` with the settings the store relies on (see the module docstring)."""
     parsed = normalise_url(url)
+    # Statement parameters are complaint texts and phone numbers: never in an error or a log.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "postgresql":
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
     if parsed.database in (None, "", ":memory:"):

@@ -159,32 +159,37 @@ def log_routing(session: Session, request_id: str, routed: Sequence[RoutedText],
     """Log the routings of one request; with `enqueue`, those decided `review` join the queue."""
     now = _now(now)
     with write_transaction(session):
-        rows = []
-        for r in routed:
-            routing = _routing_dict(r.routing)
-            decision, version = routing.get("decision"), routing.get("model_version")
-            if decision not in ("auto", "review"):
-                raise InvalidInput(f"routing decision {decision!r} is neither auto nor review",
-                                   field="decision")
-            if not version:
-                raise InvalidInput("the routing has no model_version; log Routing.to_dict()",
-                                   field="model_version")
-            received = None if r.received_at is None else _aware(r.received_at, "received_at")
-            row = RoutingLog(request_id=request_id, complaint_id=r.complaint_id, text=r.text,
-                             channel=r.channel, location=r.location, received_at=received,
-                             model_version=str(version),
-                             suggestions=routing, decision=decision, created_at=now)
-            session.add(row)
-            rows.append(row)
-        session.flush()
-        if enqueue:
-            for row in rows:
-                if row.decision == "review":
-                    _enqueue(session, text=row.text, suggestion=row.suggestions,
-                             reason="low_confidence", actor=actor, complaint_id=row.complaint_id,
-                             routing_log_id=row.id, channel=row.channel,
-                             received_at=row.received_at, due_at=None,
-                             model_version=row.model_version, default_sla=DEFAULT_SLA, now=now)
+        return _log_routing(session, request_id, routed, actor=actor, enqueue=enqueue, now=now)
+
+
+def _log_routing(session: Session, request_id: str, routed: Sequence[RoutedText], *, actor: str,
+                 enqueue: bool, now: datetime) -> list[RoutingLog]:
+    rows = []
+    for r in routed:
+        routing = _routing_dict(r.routing)
+        decision, version = routing.get("decision"), routing.get("model_version")
+        if decision not in ("auto", "review"):
+            raise InvalidInput(f"routing decision {decision!r} is neither auto nor review",
+                               field="decision")
+        if not version:
+            raise InvalidInput("the routing has no model_version; log Routing.to_dict()",
+                               field="model_version")
+        received = None if r.received_at is None else _aware(r.received_at, "received_at")
+        row = RoutingLog(request_id=request_id, complaint_id=r.complaint_id, text=r.text,
+                         channel=r.channel, location=r.location, received_at=received,
+                         model_version=str(version),
+                         suggestions=routing, decision=decision, created_at=now)
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    if enqueue:
+        for row in rows:
+            if row.decision == "review":
+                _enqueue(session, text=row.text, suggestion=row.suggestions,
+                         reason="low_confidence", actor=actor, complaint_id=row.complaint_id,
+                         routing_log_id=row.id, channel=row.channel,
+                         received_at=row.received_at, due_at=None,
+                         model_version=row.model_version, default_sla=DEFAULT_SLA, now=now)
     return rows
 
 
@@ -445,6 +450,46 @@ def register_complaints(session: Session, complaints: Sequence[NewComplaint], *,
     """Register complaints (all or none). Conflict if an id is already registered; a removed id
     may be registered again."""
     now = _now(now)
+    _check_new(complaints)
+    with write_transaction(session):
+        return [_register_one(session, c, actor=actor, model_version=model_version, now=now)
+                for c in complaints]
+
+
+@dataclass(frozen=True)
+class Registration:
+    registered: list[Complaint]
+    taken: list[str]  # ids already registered, also by a request committed meanwhile
+
+
+def register_routed(session: Session, request_id: str,
+                    complaints: Sequence[tuple[NewComplaint, RoutedText]], *, actor: str,
+                    model_version: str | None = None,
+                    now: datetime | None = None) -> Registration:
+    """Register routed complaints together with their routing log and, for those decided
+    `review`, their review items: one transaction, all of it or nothing. An id that is already
+    registered — also by a concurrent request — is skipped and listed in `taken`, and the
+    others are registered all the same."""
+    now = _now(now)
+    _check_new([c for c, _ in complaints])
+    registered: list[tuple[Complaint, RoutedText]] = []
+    taken = []
+    with write_transaction(session):
+        for complaint, routed in complaints:
+            try:
+                with session.begin_nested():  # a savepoint: a lost race undoes only this one
+                    row = _register_one(session, complaint, actor=actor,
+                                        model_version=model_version, now=now)
+            except Conflict:
+                taken.append(complaint.id)
+                continue
+            registered.append((row, routed))
+        _log_routing(session, request_id, [r for _, r in registered], actor=actor, enqueue=True,
+                     now=now)
+    return Registration(registered=[row for row, _ in registered], taken=taken)
+
+
+def _check_new(complaints: Sequence[NewComplaint]) -> None:
     ids = [c.id for c in complaints]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
@@ -456,35 +501,33 @@ def register_complaints(session: Session, complaints: Sequence[NewComplaint], *,
                                field="id" if not c.id else "text")
         if c.received_at is not None:
             _aware(c.received_at, "received_at")
-    with write_transaction(session):
-        existing = {c.id: c for c in session.scalars(
-            select(Complaint).where(Complaint.id.in_(ids)).with_for_update())} if ids else {}
-        taken = sorted(i for i, c in existing.items() if not c.removed)
-        if taken:
-            raise Conflict(f"complaints already registered: {', '.join(taken)}; remove them "
-                           "first or register under new ids")
-        rows = []
-        for c in complaints:
-            values = dict(text=c.text, text_hash=text_hash(c.text), channel=c.channel,
-                          location=c.location, received_at=c.received_at, registered_at=now,
-                          model_version=model_version, removed=False, removed_at=None)
-            row = existing.get(c.id)
-            before = None if row is None else _complaint_state(row)
-            if row is None:
-                row = Complaint(id=c.id, **values)
-                session.add(row)
-            else:
-                for k, v in values.items():
-                    setattr(row, k, v)
-            try:
-                session.flush()
-            except IntegrityError as exc:  # registered at this moment by a concurrent request
-                raise Conflict(f"complaint {c.id!r} is already registered; remove it first or "
-                               "register it under a new id") from exc
-            _audit(session, actor, "complaint.registered", row, before, _complaint_state(row),
-                   now)
-            rows.append(row)
-        return rows
+
+
+def _register_one(session: Session, c: NewComplaint, *, actor: str, model_version: str | None,
+                  now: datetime) -> Complaint:
+    """Insert (or re-register a removed) complaint inside the caller's transaction; Conflict if
+    the id is registered, including by a concurrent transaction that commits first."""
+    row = session.scalars(select(Complaint).where(Complaint.id == c.id).with_for_update()).first()
+    if row is not None and not row.removed:
+        raise Conflict(f"complaint already registered: {c.id}; remove it first or register it "
+                       "under a new id")
+    values = dict(text=c.text, text_hash=text_hash(c.text), channel=c.channel,
+                  location=c.location, received_at=c.received_at, registered_at=now,
+                  model_version=model_version, removed=False, removed_at=None)
+    before = None if row is None else _complaint_state(row)
+    if row is None:
+        row = Complaint(id=c.id, **values)
+        session.add(row)
+    else:
+        for k, v in values.items():
+            setattr(row, k, v)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # registered at this moment by a concurrent request
+        raise Conflict(f"complaint {c.id!r} is already registered; remove it first or "
+                       "register it under a new id") from exc
+    _audit(session, actor, "complaint.registered", row, before, _complaint_state(row), now)
+    return row
 
 
 def remove_complaint(session: Session, complaint_id: str, *, actor: str,

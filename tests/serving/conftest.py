@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import URL, make_url
 
 from model.registry import set_active
 from serving.app import create_app
 from serving.auth import Role, create_key
 from serving.settings import Settings, load_settings
+
+ADMIN_URL = os.environ.get("HUYING_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 # Real Haikou 12345 complaints.
 TEXTS = (
@@ -72,3 +79,33 @@ def headers(keys) -> dict[str, dict[str, str]]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[URL]:
+    """A fresh database on the PostgreSQL server, dropped when the test session ends."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        _unavailable(f"psycopg is not installed ({exc}); pip install 'psycopg[binary]'")
+    try:
+        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        why = " ".join(str(exc).split())
+        _unavailable(f"PostgreSQL is not reachable at {ADMIN_URL} ({why}); start it or point "
+                     "HUYING_TEST_POSTGRES at a server")
+    name = f"huying_test_{secrets.token_hex(4)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        # commits need not wait for the server's disk here: tests kill clients, never the server
+        admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+        try:
+            yield make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so the PostgreSQL tests must run)")
+    pytest.skip(reason)

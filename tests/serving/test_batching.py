@@ -138,16 +138,16 @@ async def test_concurrent_http_requests_are_batched_into_one_router_call(setting
     sizes: list[int] = []
 
     class RecordingRouter(Router):
-        def route(self, texts_):
+        def route(self, texts_, **kwargs):
             sizes.append(len(texts_))
-            return super().route(texts_)
+            return super().route(texts_, **kwargs)
 
     app = create_app(settings.model_copy(update={"batch_max_wait_ms": 100}),
                      router_loader=lambda path: RecordingRouter.load(path))
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), \
             httpx.AsyncClient(transport=transport, base_url="http://huying") as c:
-        sizes.clear()  # forget the start-up smoke test
+        sizes.clear()  # forget the start-up probe check
         responses = await asyncio.gather(*(
             c.post("/v1/route", json={"complaints": [{"id": str(i), "text": texts[i % 3]}]},
                    headers=headers["intake"]) for i in range(12)))
@@ -161,10 +161,10 @@ async def test_concurrent_http_requests_are_batched_into_one_router_call(setting
 
 async def test_a_model_error_in_a_batch_is_an_item_error(settings, headers, texts):
     class FragileRouter(Router):
-        def route(self, texts_):
+        def route(self, texts_, **kwargs):
             if any("boom" in t for t in texts_):
                 raise RuntimeError("tokenizer exploded")
-            return super().route(texts_)
+            return super().route(texts_, **kwargs)
 
     app = create_app(settings, router_loader=lambda path: FragileRouter.load(path))
     transport = httpx.ASGITransport(app=app)

@@ -311,7 +311,7 @@ def test_a_store_failure_leaves_store_and_index_as_they_were(dup_settings, heade
         def broken(*args, **kwargs):
             raise RuntimeError("disk full")
 
-        monkeypatch.setattr(service, "register_complaints", broken)
+        monkeypatch.setattr(service, "register_routed", broken)
         r = _register(c, headers, _c("m2", RELOGGED))
         assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
         assert len(duplicates) == size and "m2" not in duplicates

@@ -9,13 +9,12 @@ Unreachable server: the PostgreSQL tests are skipped, unless CI is set, in which
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -26,7 +25,6 @@ from model.taxonomy import DutyEntry, Taxonomy
 from serving.store.db import make_engine, make_sessionmaker
 from serving.store.migrations import upgrade
 
-ADMIN_URL = os.environ.get("HUYING_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 _schemas = itertools.count()
 
 
@@ -45,36 +43,6 @@ class Store:
         """Every row of every table: what "the stored data" is."""
         return {t: self.rows(t) for t in
                 ("routing_log", "complaints", "review_items", "responses", "audit_log")}
-
-
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[URL]:
-    """A fresh database on the PostgreSQL server, dropped when the test session ends."""
-    try:
-        import psycopg
-    except ImportError as exc:
-        _unavailable(f"psycopg is not installed ({exc}); pip install 'psycopg[binary]'")
-    try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        why = " ".join(str(exc).split())
-        _unavailable(f"PostgreSQL is not reachable at {ADMIN_URL} ({why}); start it or point "
-                     "HUYING_TEST_POSTGRES at a server")
-    name = f"huying_test_{secrets.token_hex(4)}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        # commits need not wait for the server's disk here: tests kill clients, never the server
-        admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-        try:
-            yield make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so the PostgreSQL tests must run)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

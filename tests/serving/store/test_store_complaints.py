@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from model.errors import Conflict, InvalidInput, NotFound
 from model.normalize import text_hash
 from serving.store import service
-from serving.store.service import NewComplaint
+from serving.store.service import NewComplaint, RoutedText
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -51,3 +52,82 @@ def test_bad_batches_are_refused(store):
             service.register_complaints(s, [NewComplaint("b", "")], actor="intake")
         assert err.value.field == "text"
     assert store.rows("complaints") == []
+
+
+def _routed(cid: str, routing: dict, text: str = "小区噪音扰民") -> tuple[NewComplaint, RoutedText]:
+    return NewComplaint(cid, text), RoutedText(text, routing, complaint_id=cid)
+
+
+def test_registration_logs_and_queues_in_the_same_transaction(store, make_routing):
+    with store.sessions() as s:
+        result = service.register_routed(s, "req-1", [
+            _routed("a", make_routing(decision="review")),
+            _routed("b", make_routing(decision="auto"))],
+            actor="intake", now=T0)
+    assert [r.id for r in result.registered] == ["a", "b"] and result.taken == []
+    assert [r["complaint_id"] for r in store.rows("routing_log")] == ["a", "b"]
+    assert [r["complaint_id"] for r in store.rows("review_items")] == ["a"]
+
+
+def test_registration_is_all_or_nothing(store, make_routing, monkeypatch):
+    """A failure writing the routing log (here: an overflowing due date) stores nothing: no
+    complaint is left registered without its log and review item."""
+    with store.sessions() as s:
+        service.register_routed(s, "req-0", [_routed("old", make_routing())], actor="intake",
+                                now=T0)
+    before = store.snapshot()
+
+    def overflow(*args, **kwargs):
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(service, "due_date", overflow)
+    with store.sessions() as s, pytest.raises(OverflowError):
+        service.register_routed(s, "req-1", [_routed("x", make_routing()),
+                                             _routed("y", make_routing(decision="review"))],
+                                actor="intake", now=T0)
+    assert store.snapshot() == before
+
+
+def test_an_id_taken_meanwhile_skips_only_that_complaint(store, make_routing):
+    with store.sessions() as s:
+        service.register_routed(s, "req-0", [_routed("race", make_routing())], actor="i", now=T0)
+        result = service.register_routed(s, "req-1", [
+            _routed("race", make_routing()), _routed("good", make_routing(decision="review"))],
+            actor="i", now=T0)
+    assert result.taken == ["race"] and [r.id for r in result.registered] == ["good"]
+    logged = [r["complaint_id"] for r in store.rows("routing_log")]
+    assert logged == ["race", "good"]  # the second "race" routing is not logged
+
+
+def test_concurrent_registrations_of_one_id_keep_every_other_item(store, make_routing):
+    """Two requests [race-N, good-N-side] at once: exactly one registers race-N, and both
+    good items are registered (before: the loser's whole request failed with Conflict)."""
+    rounds = 8
+    outcomes: list[service.Registration] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    for n in range(rounds):
+        barrier = threading.Barrier(2)
+
+        def register(side: str, n: int = n, barrier: threading.Barrier = barrier) -> None:
+            try:
+                with store.sessions() as s:
+                    barrier.wait()
+                    result = service.register_routed(s, f"req-{n}-{side}", [
+                        _routed(f"race-{n}", make_routing()),
+                        _routed(f"good-{n}-{side}", make_routing())], actor=side)
+                with lock:
+                    outcomes.append(result)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=register, args=(side,)) for side in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    registered = sorted(r.id for o in outcomes for r in o.registered)
+    assert registered == sorted([f"race-{n}" for n in range(rounds)]
+                                + [f"good-{n}-{side}" for n in range(rounds) for side in "ab"])
+    assert sorted(i for o in outcomes for i in o.taken) == [f"race-{n}" for n in range(rounds)]
