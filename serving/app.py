@@ -76,7 +76,9 @@ def create_app(settings: Settings | None = None, *,
         batcher = MicroBatcher(slot.current, max_size=settings.batch_max_size,
                                max_wait_s=settings.batch_max_wait_ms / 1000,
                                max_queue=settings.queue_max, workers=batch_workers(settings),
-                               on_batch=metrics.observe_batch)
+                               deadline_s=settings.queue_deadline_ms / 1000,
+                               on_batch=metrics.observe_batch,
+                               on_wait=metrics.queue_wait.observe)
         # The store first: if the database cannot be opened, the server does not start.
         store = await asyncio.to_thread(open_store, settings.database_url)
         # The similarity index follows the served model (rebuilt for a new version in the

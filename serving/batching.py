@@ -10,14 +10,19 @@ which uses small CPUs better than one multi-threaded call (numbers in serving/se
 - The router is looked up when a batch starts: a hot swap never changes a running batch.
 - If `route` raises, the batch is retried one text at a time, so an error fails only the texts
   that cause it (each gets a RoutingFailed), never its neighbours.
-- The queue is bounded: past `max_queue` waiting texts a request is refused whole with
-  Overloaded (503, Retry-After) instead of queueing unbounded latency.
+- Load is shed by expected wait, not only by queue length: each text may wait at most
+  `deadline_s` for its batch. A request whose texts would wait longer — the queue ahead of it
+  divided by the measured routing rate (a moving average over recent batches) — is refused
+  whole with Overloaded (503, Retry-After); a text that has waited past its deadline anyway
+  (the rate dropped) fails with Overloaded instead of being routed late. `max_queue` stays as a
+  hard bound on memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -30,12 +35,16 @@ from serving.errors import ModelNotReady, Overloaded, RoutingFailed
 log = logging.getLogger("huying.serving")
 
 BatchObserver = Callable[[int, float], None]
+WaitObserver = Callable[[float], None]
+# Weight of the newest batch in the moving average of seconds per routed text.
+_RATE_SMOOTHING = 0.2
 
 
 @dataclass
 class _Item:
     text: str
     future: asyncio.Future[Routing]
+    enqueued: float  # loop time
 
 
 class MicroBatcher:
@@ -43,13 +52,17 @@ class MicroBatcher:
 
     def __init__(self, get_router: Callable[[], Router], *, max_size: int = 32,
                  max_wait_s: float = 0.004, max_queue: int = 2048, workers: int = 1,
-                 on_batch: BatchObserver | None = None):
+                 deadline_s: float = 2.0, on_batch: BatchObserver | None = None,
+                 on_wait: WaitObserver | None = None):
         self._get_router = get_router
         self.max_size = max_size
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
         self.workers = workers
+        self.deadline_s = deadline_s
         self._on_batch = on_batch
+        self._on_wait = on_wait
+        self._seconds_per_text: float | None = None  # measured; None until the first batch
         self._queue: deque[_Item] = deque()
         self._arrived = asyncio.Event()
         self._free = asyncio.Semaphore(workers)
@@ -73,8 +86,15 @@ class MicroBatcher:
         if len(self._queue) + len(texts) > self.max_queue:
             raise Overloaded(f"the routing queue is full ({len(self._queue)} complaints waiting, "
                              f"limit {self.max_queue}); retry after a second")
+        wait = self.expected_wait(len(texts))
+        if wait > self.deadline_s:
+            raise Overloaded(f"the server is busy: these complaints would wait about {wait:.1f} s "
+                             f"for the router (limit {self.deadline_s:g} s, "
+                             "HUYING_QUEUE_DEADLINE_MS); retry later or on another replica",
+                             retry_after_s=max(1, math.ceil(wait - self.deadline_s)))
         loop = asyncio.get_running_loop()
-        items = [_Item(t, loop.create_future()) for t in texts]
+        now = loop.time()
+        items = [_Item(t, loop.create_future(), now) for t in texts]
         self._queue.extend(items)
         self._arrived.set()
         results: list[Routing | RoutingFailed] = []
@@ -89,6 +109,12 @@ class MicroBatcher:
             for item in items:
                 item.future.cancel()
         return results
+
+    def expected_wait(self, n: int) -> float:
+        """Seconds until the last of `n` more texts would be routed, at the measured rate."""
+        if self._seconds_per_text is None:
+            return 0.0
+        return (len(self._queue) + n) * self._seconds_per_text / self.workers
 
     async def close(self) -> None:
         """Stop taking texts, fail those still queued, wait for running batches."""
@@ -120,10 +146,19 @@ class MicroBatcher:
         while len(batch) < self.max_size:
             if self._queue:
                 item = self._queue.popleft()
-                if not item.future.done():  # skip texts whose caller already went away
-                    batch.append(item)
-                    if deadline is None:
-                        deadline = loop.time() + self.max_wait_s
+                if item.future.done():  # skip texts whose caller already went away
+                    continue
+                waited = loop.time() - item.enqueued
+                if self._on_wait is not None:
+                    self._on_wait(waited)
+                if waited > self.deadline_s:
+                    item.future.set_exception(Overloaded(
+                        f"this complaint waited {waited:.1f} s for the router (limit "
+                        f"{self.deadline_s:g} s): the server is overloaded; retry later"))
+                    continue
+                batch.append(item)
+                if deadline is None:
+                    deadline = loop.time() + self.max_wait_s
                 continue
             self._arrived.clear()
             if deadline is None:
@@ -150,8 +185,12 @@ class MicroBatcher:
             started = time.perf_counter()
             results = await asyncio.get_running_loop().run_in_executor(
                 self._executor, _route_isolating, router, [i.text for i in batch])
+            seconds = time.perf_counter() - started
+            per_text = seconds / len(batch)
+            self._seconds_per_text = per_text if self._seconds_per_text is None else (
+                (1 - _RATE_SMOOTHING) * self._seconds_per_text + _RATE_SMOOTHING * per_text)
             if self._on_batch is not None:
-                self._on_batch(len(batch), time.perf_counter() - started)
+                self._on_batch(len(batch), seconds)
             for item, result in zip(batch, results, strict=True):
                 if item.future.done():
                     continue

@@ -38,6 +38,9 @@ class Metrics:
                                     buckets=_BATCH_BUCKETS, registry=r)
         self.batch_seconds = Histogram("huying_batch_duration_seconds", "Time of one router call",
                                        buckets=_LATENCY_BUCKETS, registry=r)
+        self.queue_wait = Histogram("huying_queue_wait_seconds",
+                                    "Time a complaint waited in the queue for its batch",
+                                    buckets=_LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("huying_queue_depth", "Complaints waiting for a batch",
                                  registry=r)
         self.decisions = Counter("huying_decisions", "Routed complaints by decision",

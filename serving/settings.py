@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     batch_workers: Annotated[int, Field(ge=0, le=64)] = 0  # 0: one per CPU core, at most 8
     threads: Annotated[int, Field(ge=0, le=256)] = 1
     queue_max: Annotated[int, Field(ge=1, le=1_000_000)] = 2048
+    # Load shedding: a complaint that would wait longer than this for the router is refused
+    # (503 + Retry-After) rather than answered late (serving/batching.py).
+    queue_deadline_ms: Annotated[float, Field(gt=0, le=600_000)] = 2000.0
 
     # Duplicates (serving/duplicates.py): the similarity index of registered complaints lives in
     # index_dir/<model version>/. Thresholds are on the served similarity (model/lexical.py);

@@ -178,3 +178,35 @@ async def test_a_model_error_in_a_batch_is_an_item_error(settings, headers, text
     assert (out["routed"], out["errors"]) == (2, 1)
     error = out["results"][1]["error"]
     assert error["code"] == "routing_failed" and "tokenizer exploded" in error["message"]
+
+
+async def test_a_text_past_its_deadline_fails_instead_of_being_routed_late():
+    router = FakeRouter()
+    router.gate.clear()  # the first batch blocks past the deadline of the texts behind it
+    waits: list[float] = []
+    batcher = await _with_batcher(router, max_size=1, max_wait_s=0, deadline_s=0.05,
+                                  on_wait=waits.append)
+    running = asyncio.create_task(batcher.route(["a"]))
+    await asyncio.sleep(0.02)
+    late = asyncio.create_task(batcher.route(["b"]))
+    await asyncio.sleep(0.1)
+    router.gate.set()
+    assert (await running)[0].text == "a"
+    with pytest.raises(Overloaded, match="waited"):
+        await late
+    assert ["b"] not in router.batches and max(waits) > 0.05
+    await batcher.close()
+
+
+async def test_a_request_that_would_wait_past_the_deadline_is_refused_up_front():
+    router = FakeRouter()
+    batcher = await _with_batcher(router, max_size=1, max_wait_s=0, deadline_s=1.0)
+    await batcher.route(["measure"])  # the rate is measured from real batches
+    batcher._seconds_per_text = 0.5  # as if each text took half a second
+    assert batcher.expected_wait(4) == pytest.approx(2.0)
+    with pytest.raises(Overloaded) as refused:
+        await batcher.route(["a", "b", "c", "d"])
+    assert refused.value.headers["Retry-After"] == "1" and "HUYING_QUEUE_DEADLINE_MS" in str(
+        refused.value)
+    assert len(await batcher.route(["e"])) == 1  # one text fits in the deadline
+    await batcher.close()
