@@ -18,7 +18,11 @@ from model.bundle import load_bundle
 from model.errors import HuyingError
 from serving.app import bundle_to_serve, create_app
 from serving.auth import bootstrap_keys
-from serving.settings import Settings, load_settings
+from serving.server import guarded_protocol, prepare_process
+from serving.settings import Settings, SettingsError, load_settings
+
+# Files the process needs besides client sockets: the database, the model, the index, logs.
+_SPARE_FILES = 64
 
 
 def check_startup(settings: Settings) -> str:
@@ -43,10 +47,19 @@ def serve(settings: Settings | None = None) -> None:
     settings = settings if settings is not None else load_settings()
     version = check_startup(settings)
     first_start_keys(settings)
+    limits = prepare_process()
+    if settings.max_connections + _SPARE_FILES > limits["open_files"]:
+        raise SettingsError(f"HUYING_MAX_CONNECTIONS={settings.max_connections} needs more open "
+                            f"files than this process may have ({limits['open_files']}); lower "
+                            "it or raise the limit (ulimit -n)")
     print(f"Serving model {version} on http://{settings.host}:{settings.port} "
           f"(docs: http://{settings.host}:{settings.port}/docs)", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, access_log=settings.access_log)
+                log_level=settings.log_level, access_log=settings.access_log,
+                http=guarded_protocol(header_timeout_s=settings.header_timeout_s,
+                                      body_timeout_s=settings.body_timeout_s,
+                                      max_connections=settings.max_connections),
+                timeout_keep_alive=5)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     # metadata a duplicate must share, as JSON: HUYING_DUPLICATE_MATCH='["channel"]'
     duplicate_match: tuple[Literal["channel", "location"], ...] = ()
 
+    # Slow or idle clients (serving/server.py): a connection is closed when its request headers
+    # take longer than header_timeout_s or its body longer than body_timeout_s; past
+    # max_connections open ones, new connections are closed at once.
+    header_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     log_level: str = "info"

@@ -1,0 +1,96 @@
+"""A real server process against slow and idle clients: they are cut off, the server answers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path, bundles_dir, key_file) -> Iterator[tuple[str, subprocess.Popen]]:
+    port = _free_port()
+    env = {**os.environ, "HUYING_BUNDLES_DIR": str(bundles_dir),
+           "HUYING_API_KEYS_FILE": str(key_file[0]),
+           "HUYING_DEMO_KEYS_FILE": str(tmp_path / "demo.txt"),
+           "HUYING_DATABASE_URL": f"sqlite:///{tmp_path / 'huying.db'}",
+           "HUYING_INDEX_DIR": str(tmp_path / "index"), "HUYING_PORT": str(port),
+           "HUYING_HEADER_TIMEOUT_S": "1", "HUYING_BODY_TIMEOUT_S": "2",
+           "HUYING_MAX_CONNECTIONS": "40", "HUYING_ACCESS_LOG": "false"}
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([sys.executable, "-m", "serving.main"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, (tmp_path / "server.log").read_text()
+            time.sleep(0.2)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+def _connect(port: int, payload: bytes) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if payload:
+        s.sendall(payload)
+    return s
+
+
+def _closed_by_server(s: socket.socket, within_s: float) -> bool:
+    s.settimeout(within_s)
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return True
+    except (TimeoutError, socket.timeout):
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_slow_headers_and_slow_bodies_are_cut_off(server):
+    url, _ = server
+    port = int(url.rsplit(":", 1)[1])
+    slow_headers = [_connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n") for _ in range(10)]
+    slow_body = _connect(port, b"POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                               b"Content-Type: application/json\r\n\r\n{\"compl")
+    started = time.monotonic()
+    assert all(_closed_by_server(s, 5) for s in slow_headers)
+    assert time.monotonic() - started < 4
+    assert _closed_by_server(slow_body, 6)
+    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+
+
+def test_past_the_connection_cap_new_connections_are_closed_and_the_server_recovers(server):
+    url, process = server
+    port = int(url.rsplit(":", 1)[1])
+    idle = [_connect(port, b"") for _ in range(60)]  # cap 40
+    refused = sum(_closed_by_server(s, 0.5) for s in idle[45:])
+    assert refused == len(idle[45:])
+    for s in idle:
+        s.close()
+    time.sleep(0.5)
+    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+    assert process.poll() is None
