@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
+from swagger_ui_bundle import swagger_ui_path
 
 from model import registry
 from model.errors import HuyingError
@@ -123,15 +126,25 @@ def create_app(settings: Settings | None = None, *,
             if getattr(app.state, "services", None) is services:
                 del app.state.services
 
+    # /docs is served from the pinned swagger-ui-bundle package, not a CDN (works offline)
     app = FastAPI(title="Huying 呼应 — complaint routing API", version=API_VERSION,
-                  description=DESCRIPTION, lifespan=lifespan)
+                  description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_error_handlers(app)
     for module in (route, complaints, model, admin, health, review, feedback):
         app.include_router(module.router)
     app.include_router(review.pages)
+    app.mount("/static/docs", StaticFiles(directory=swagger_ui_path), name="docs-assets")
     app.mount("/static", StaticFiles(directory=review.STATIC_DIR), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} — docs",
+                                   swagger_js_url="/static/docs/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/docs/swagger-ui.css",
+                                   swagger_favicon_url="/static/docs/favicon-32x32.png")
+
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -15,6 +15,16 @@ REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
+# Every response: no MIME sniffing, never framed (clickjacking), no referrer to other sites.
+_SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                     (b"referrer-policy", b"no-referrer"))
+# HTML pages load only this origin's scripts and styles (the review page has no inline code).
+_PAGE_CSP = (b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+             b"form-action 'self'; frame-ancestors 'none'")
+_DOCS_CSP = _PAGE_CSP.replace(b"default-src 'self'", b"default-src 'self'; script-src 'self' "
+                              b"'unsafe-inline'; style-src 'self' 'unsafe-inline'")
+
+
 class RequestContextMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware): cheap, and it never buffers bodies."""
 
@@ -37,6 +47,10 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                headers.extend(_SECURITY_HEADERS)
+                if any(k == b"content-type" and v.startswith(b"text/html") for k, v in headers):
+                    docs = scope["path"] == "/docs"  # Swagger UI starts with an inline script
+                    headers.append((b"content-security-policy", _DOCS_CSP if docs else _PAGE_CSP))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -214,7 +214,8 @@ def detail(session: Session, item_id: int, officer: str, taxonomy: Taxonomy,
                   if r.status == "draft" and r.officer == officer), None)
     return ReviewItemPublic(
         **summary(item).model_dump(), suggestion=suggestion_of(item.suggestion),
-        duty=duty_entry(taxonomy, item), similar=similar_cases(similar, item.text),
+        duty=duty_entry(taxonomy, item),
+        similar=similar_cases(similar, item.text, item.complaint_id),
         draft=None if draft is None else response_public(draft),
         responses=[response_public(r) for r in responses],
         audit=[AuditEntryPublic.model_validate(e, from_attributes=True) for e in trail])
@@ -254,15 +255,18 @@ def duty_entry(taxonomy: Taxonomy, item: ReviewItem) -> DutyEntryPublic | None:
     return None
 
 
-def similar_cases(finder: SimilarCaseFinder | None, text: str) -> list[SimilarCasePublic]:
-    """Registered complaints like `text`, if the duplicates service is there; an optional
-    extension that fails costs the officer only this list (it is logged)."""
+def similar_cases(finder: SimilarCaseFinder | None, text: str,
+                  exclude: str | None = None) -> list[SimilarCasePublic]:
+    """Registered complaints like `text` other than `exclude` (the item's own complaint), if the
+    duplicates service is there; an optional extension that fails costs the officer only this
+    list (it is logged)."""
     if finder is None or not hasattr(finder, "similar"):
         return []
     try:
-        found = finder.similar(text, limit=SIMILAR_LIMIT)
-        return [SimilarCasePublic.model_validate(c, from_attributes=not isinstance(c, Mapping))
-                for c in found][:SIMILAR_LIMIT]
+        found = finder.similar(text, limit=SIMILAR_LIMIT + 1)
+        cases = [SimilarCasePublic.model_validate(c, from_attributes=not isinstance(c, Mapping))
+                 for c in found]
+        return [c for c in cases if c.id != exclude][:SIMILAR_LIMIT]
     except Exception:
         log.exception("similar-case search failed; the review item shows none")
         return []

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.errors import HuyingError
@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     header_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
     body_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+
+    # /metrics: open when unset (fine on the default 127.0.0.1); set, a scraper must send
+    # `Authorization: Bearer <metrics_key>` (an admin key works too).
+    metrics_key: SecretStr | None = None
 
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import hmac
 
-from serving.deps import ServicesDep
+from fastapi import APIRouter, Request, Response
+
+from serving.auth import Role, presented_key, require
+from serving.deps import ServicesDep, SettingsDep
 from serving.errors import ModelNotReady
 from serving.metrics import CONTENT_TYPE
 from serving.routes import errors
@@ -28,7 +31,16 @@ async def readyz(services: ServicesDep) -> HealthPublic:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text"}})
-async def metrics(services: ServicesDep) -> Response:
+            description="Open unless HUYING_METRICS_KEY is set; then send it as a Bearer token "
+                        "(an admin key works too).",
+            responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text"},
+                       **errors(401, 403)})
+async def metrics(request: Request, services: ServicesDep, settings: SettingsDep) -> Response:
+    if settings.metrics_key is not None:
+        presented = presented_key(request.headers.get("authorization"),
+                                  request.headers.get("x-api-key"))
+        if presented is None or not hmac.compare_digest(
+                presented.encode(), settings.metrics_key.get_secret_value().encode()):
+            require(services.keys.authenticate(presented), Role.admin)
     services.metrics.queue_depth.set(services.batcher.depth)
     return Response(services.metrics.render(), media_type=CONTENT_TYPE)

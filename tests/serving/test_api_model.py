@@ -117,3 +117,37 @@ def test_openapi_documents_bodies_with_chinese_examples(client):
     # /docs offers the two ways to send a key.
     assert {"HTTPBearer", "APIKeyHeader"} <= set(schema["components"]["securitySchemes"])
     assert client.get("/docs").status_code == 200
+
+
+def test_docs_are_served_from_the_pinned_package_not_a_cdn(client):
+    page = client.get("/docs").text
+    assert "cdn" not in page.lower() and "/static/docs/swagger-ui-bundle.js" in page
+    js = client.get("/static/docs/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000
+    assert client.get("/static/docs/swagger-ui.css").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/review", "/docs", "/healthz", "/static/review.js"])
+def test_every_response_carries_the_security_headers(client, path):
+    r = client.get(path)
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    if r.headers["content-type"].startswith("text/html"):
+        csp = r.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+        assert ("'unsafe-inline'" in csp) == (path == "/docs")
+
+
+def test_metrics_need_the_metrics_key_when_one_is_set(settings, headers):
+    from fastapi.testclient import TestClient
+    from pydantic import SecretStr
+
+    from serving.app import create_app
+
+    with TestClient(create_app(settings.model_copy(update={"metrics_key": SecretStr("scrape-me")}))) as c:
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.get("/metrics", headers=headers["intake"]).status_code == 403
+        assert c.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).status_code == 200
+        assert c.get("/metrics", headers=headers["admin"]).status_code == 200

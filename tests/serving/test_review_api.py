@@ -291,6 +291,17 @@ def test_item_detail_shows_similar_cases_from_the_duplicates_hook(client, header
     d = client.get(f"/v1/review/items/{item}", headers=headers["officer"]).json()
     assert d["similar"] == [{"id": "2018-1", "similarity": 0.93, "kind": "near", "text": "旧案"}]
 
+    own = d["complaint_id"]
+
+    class FindsItself:  # the index holds the item's own complaint: never its own duplicate
+        def similar(self, text: str, *, limit: int) -> list[dict[str, Any]]:
+            return [{"id": own, "similarity": 1.0, "kind": "exact", "text": text},
+                    {"id": "2018-1", "similarity": 0.93, "kind": "near", "text": "旧案"}]
+
+    client.app.state.duplicates = FindsItself()
+    d = client.get(f"/v1/review/items/{item}", headers=headers["officer"]).json()
+    assert own and [c["id"] for c in d["similar"]] == ["2018-1"]
+
     class Broken:
         def similar(self, text: str, *, limit: int) -> list[dict[str, Any]]:
             raise RuntimeError("index down")

@@ -64,7 +64,7 @@ def _closed_by_server(s: socket.socket, within_s: float) -> bool:
             chunk = s.recv(4096)
             if not chunk:
                 return True
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return False
     except ConnectionResetError:
         return True
