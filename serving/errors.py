@@ -240,5 +240,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HuyingError, on_error)
     app.add_exception_handler(ValidationError, on_error)
     app.add_exception_handler(RequestValidationError, on_error)
+    app.add_exception_handler(SQLDataError, on_error)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_error)

@@ -35,7 +35,9 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(prefix="/v1/review", tags=["review"])
 pages = APIRouter(include_in_schema=False)
 
-ItemId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="the review item's id")]
+# the id columns are 32-bit integers (PostgreSQL refuses larger ones)
+ItemId = Annotated[int, PathParam(ge=1, le=2**31 - 1,
+                                     description="the review item's id")]
 _Text = Annotated[str | None, Query(max_length=MAX_LABEL_CHARS)]
 _Age = Annotated[str | None, Query(max_length=16, description="e.g. 30min, 2h, 3d")]
 

@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -109,3 +110,35 @@ def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set, so the PostgreSQL tests must run)")
     pytest.skip(reason)
+
+
+@contextmanager
+def scratch_postgres(base: URL) -> Iterator[str]:
+    """A new, empty database on the test server for one app; dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"{base.database}_{secrets.token_hex(4)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend_url(request, tmp_path) -> Iterator[str]:
+    """A database URL for an app: a SQLite file, or a scratch PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'huying.db'}"
+        return
+    with scratch_postgres(request.getfixturevalue("postgres_database")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def scratch_database():
+    return scratch_postgres

@@ -4,39 +4,19 @@ SQLite and PostgreSQL; statement parameters (complaint texts) never reach the se
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from serving.app import create_app
 
 TEXT = "龙华区南沙路坡博新村二巷102号处有一盏路灯不亮，电话13800138000"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'huying.db'}"
-        return
-    base = request.getfixturevalue("postgres_database")
-    name = f"{base.database}_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture
-def client(settings, database_url):
-    with TestClient(create_app(settings.model_copy(update={"database_url": database_url})),
+def client(settings, backend_url):
+    with TestClient(create_app(settings.model_copy(update={"database_url": backend_url})),
                     raise_server_exceptions=False) as c:
         yield c
 
