@@ -74,8 +74,22 @@ async def overload(base: str, key: str, texts: list[str], clients: int,
 
 
 def _metric(text: str, name: str) -> float | None:
-    found = re.search(rf"^{name} (\S+)$", text, re.M)
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
     return float(found.group(1)) if found else None
+
+
+def _bucket_quantile(text: str, name: str, label: str, q: float) -> float | None:
+    """The upper bound (ms) of the histogram bucket holding quantile q: what the server saw,
+    without the driver's own delays (it shares the machine's cores)."""
+    buckets = sorted((float(le), float(v)) for le, v in re.findall(
+        rf'^{name}_bucket{{le="([^"]+)",{label}}} (\S+)$', text, re.M) if le != "+Inf")
+    total = _metric(text, f"{name}_count{{{label}}}")
+    if not buckets or not total:
+        return None
+    for le, count in buckets:
+        if count >= q * total:
+            return le * 1000
+    return float("inf")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -110,7 +124,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["mean_batch_ms"] = round(
         1000 * (_metric(metrics, "huying_batch_duration_seconds_sum") or 0) / batches, 1) \
         if batches else None
-    result["queue_wait_count"] = _metric(metrics, "huying_queue_wait_seconds_count")
+    waits = _metric(metrics, "huying_queue_wait_seconds_count") or 0
+    result["server_mean_queue_wait_ms"] = round(
+        1000 * (_metric(metrics, "huying_queue_wait_seconds_sum") or 0) / waits, 1) \
+        if waits else None
+    handled = _metric(metrics, 'huying_http_request_duration_seconds_count{route="/v1/route"}')
+    result["server_mean_route_request_ms"] = round(1000 * (_metric(
+        metrics, 'huying_http_request_duration_seconds_sum{route="/v1/route"}') or 0) / handled,
+        1) if handled else None
+    result["server_route_p99_ms_at_most"] = _bucket_quantile(
+        metrics, "huying_http_request_duration_seconds", 'route="/v1/route"', 0.99)
     print(json.dumps(result, ensure_ascii=False, indent=2))
     if args.output:
         args.output.write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -21,12 +21,16 @@ which uses small CPUs better than one multi-threaded call (numbers in serving/se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from model.router import Router, Routing
@@ -34,8 +38,14 @@ from serving.errors import ModelNotReady, Overloaded, RoutingFailed
 
 log = logging.getLogger("huying.serving")
 
+# When the current request arrived (time.monotonic()), set by serving/middleware.py: a text's
+# deadline counts from there, so time spent before the queue (parsing, auth) counts too.
+REQUEST_ARRIVED: ContextVar[float | None] = ContextVar("huying_request_arrived", default=None)
+
 BatchObserver = Callable[[int, float], None]
 WaitObserver = Callable[[float], None]
+# Niceness added to batch threads (Linux schedules threads one by one).
+BATCH_NICENESS = 5
 # Weight of the newest batch in the moving average of seconds per routed text.
 _RATE_SMOOTHING = 0.2
 
@@ -44,7 +54,7 @@ _RATE_SMOOTHING = 0.2
 class _Item:
     text: str
     future: asyncio.Future[Routing]
-    enqueued: float  # loop time
+    enqueued: float  # time.monotonic() when its request arrived
 
 
 class MicroBatcher:
@@ -66,7 +76,8 @@ class MicroBatcher:
         self._queue: deque[_Item] = deque()
         self._arrived = asyncio.Event()
         self._free = asyncio.Semaphore(workers)
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="huying-batch")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="huying-batch",
+                                            initializer=_lower_priority)
         self._collector: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -86,15 +97,17 @@ class MicroBatcher:
         if len(self._queue) + len(texts) > self.max_queue:
             raise Overloaded(f"the routing queue is full ({len(self._queue)} complaints waiting, "
                              f"limit {self.max_queue}); retry after a second")
-        wait = self.expected_wait(len(texts))
+        now = time.monotonic()
+        arrived = REQUEST_ARRIVED.get()
+        arrived = now if arrived is None else min(arrived, now)
+        wait = now - arrived + self.expected_wait(len(texts))
         if wait > self.deadline_s:
             raise Overloaded(f"the server is busy: these complaints would wait about {wait:.1f} s "
                              f"for the router (limit {self.deadline_s:g} s, "
                              "HUYING_QUEUE_DEADLINE_MS); retry later or on another replica",
                              retry_after_s=max(1, math.ceil(wait - self.deadline_s)))
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        items = [_Item(t, loop.create_future(), now) for t in texts]
+        items = [_Item(t, loop.create_future(), arrived) for t in texts]
         self._queue.extend(items)
         self._arrived.set()
         results: list[Routing | RoutingFailed] = []
@@ -111,10 +124,12 @@ class MicroBatcher:
         return results
 
     def expected_wait(self, n: int) -> float:
-        """Seconds until the last of `n` more texts would be routed, at the measured rate."""
+        """Seconds until the last of `n` more texts would be routed, at the measured rate: the
+        batches running now, then the queue ahead, then these."""
         if self._seconds_per_text is None:
             return 0.0
-        return (len(self._queue) + n) * self._seconds_per_text / self.workers
+        running = self.max_size * self._seconds_per_text if self._running else 0.0
+        return running + (len(self._queue) + n) * self._seconds_per_text / self.workers
 
     async def close(self) -> None:
         """Stop taking texts, fail those still queued, wait for running batches."""
@@ -148,7 +163,7 @@ class MicroBatcher:
                 item = self._queue.popleft()
                 if item.future.done():  # skip texts whose caller already went away
                     continue
-                waited = loop.time() - item.enqueued
+                waited = time.monotonic() - item.enqueued
                 if self._on_wait is not None:
                     self._on_wait(waited)
                 if waited > self.deadline_s:
@@ -205,6 +220,13 @@ class MicroBatcher:
                     item.future.set_exception(RoutingFailed(f"routing failed: {exc}"))
         finally:
             self._free.release()
+
+
+def _lower_priority() -> None:
+    """Batch threads yield the CPU to the event loop: under overload, reading requests and
+    refusing them quickly matters more than routing a few more per second."""
+    with contextlib.suppress(AttributeError, OSError):  # not on Linux, or not permitted
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BATCH_NICENESS)
 
 
 def _route_isolating(router: Router, texts: list[str]) -> list[Routing | RoutingFailed]:

@@ -8,6 +8,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.batching import REQUEST_ARRIVED
 from serving.metrics import Metrics
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -36,6 +37,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        REQUEST_ARRIVED.set(time.monotonic())  # the queue deadline counts from here
         request_id = _incoming_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
