@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,3 +145,53 @@ def backend_url(request, tmp_path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def scratch_database():
     return scratch_postgres
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _server_process(workdir: Path, bundles_dir: Path, keys_file: Path,
+                    **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python -m serving.main` on a free port, ready; its log is workdir/server-<port>.log."""
+    import httpx
+
+    port = _free_port()
+    full = {**os.environ, "HUYING_BUNDLES_DIR": str(bundles_dir),
+            "HUYING_API_KEYS_FILE": str(keys_file),
+            "HUYING_DEMO_KEYS_FILE": str(workdir / "demo.txt"),
+            "HUYING_DATABASE_URL": f"sqlite:///{workdir / 'huying.db'}",
+            "HUYING_INDEX_DIR": str(workdir / f"index-{port}"), "HUYING_PORT": str(port),
+            "HUYING_ACCESS_LOG": "false", **env}
+    log_path = workdir / f"server-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "serving.main"], env=full, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(15)
+
+
+@pytest.fixture(scope="session")
+def server_process():
+    """Start real server processes: `with server_process(dir, bundles, keys, **env) as (url, p)`."""
+    return _server_process

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -13,41 +10,12 @@ import httpx
 import pytest
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def server(tmp_path, bundles_dir, key_file) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = _free_port()
-    env = {**os.environ, "HUYING_BUNDLES_DIR": str(bundles_dir),
-           "HUYING_API_KEYS_FILE": str(key_file[0]),
-           "HUYING_DEMO_KEYS_FILE": str(tmp_path / "demo.txt"),
-           "HUYING_DATABASE_URL": f"sqlite:///{tmp_path / 'huying.db'}",
-           "HUYING_INDEX_DIR": str(tmp_path / "index"), "HUYING_PORT": str(port),
-           "HUYING_HEADER_TIMEOUT_S": "1", "HUYING_BODY_TIMEOUT_S": "2",
-           "HUYING_MAX_CONNECTIONS": "40", "HUYING_ACCESS_LOG": "false"}
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "serving.main"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            time.sleep(0.2)
-        yield url, process
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+def server(tmp_path, bundles_dir, key_file, server_process) -> Iterator[tuple[str, object]]:
+    with server_process(tmp_path, bundles_dir, key_file[0],
+                        HUYING_HEADER_TIMEOUT_S="1", HUYING_BODY_TIMEOUT_S="2",
+                        HUYING_MAX_CONNECTIONS="40") as running:
+        yield running
 
 
 def _connect(port: int, payload: bytes) -> socket.socket:
