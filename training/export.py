@@ -47,16 +47,27 @@ def export_onnx(model: MultiHeadModel, heads: Sequence[str], path: Path) -> None
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8, per output channel, of the encoder's MatMuls only.
+    """Weight-only int8 of the encoder's MatMuls (onnxruntime MatMulNBits: 8 bits, symmetric
+    blocks of 32, accuracy level 4 = int8 compute); the embedding table stays fp32.
 
-    Measured on the Haikou quick model (dev, accuracy lost vs fp32): quantising every op lost 1.0
-    point on subcategory, mostly from the word-embedding Gather; MatMuls alone lose ≤ 0.7 points
-    and carry nearly all the compute. The embedding table stays fp32.
+    Why weight-only: dynamic int8 quantises activations with one scale per batch, so a
+    complaint's logits moved by up to 1.05 with its batch-mates (92.6% of department argmaxes
+    equal to fp32 on 256 later Haikou texts, quick model). Weights quantised ahead of time give
+    the same answer whatever the batch (max logit difference 1.2e-6, as fp32's 1.4e-6) and
+    99.2% agreement with fp32, at fp32's speed or better (benchmarks/router_bench.py).
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"])
+    config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4,
+                                          bits=8)
+    quantizer = MatMulNBitsQuantizer(onnx.load(src), bits=8, block_size=32, is_symmetric=True,
+                                     accuracy_level=4, algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
 
 
 def onnx_outputs(path: Path, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
@@ -80,7 +91,7 @@ def check_parity(model: MultiHeadModel, heads: Sequence[str], path: Path, ids: n
 
 
 def check_quantization(fp32: Mapping[str, np.ndarray], int8: Mapping[str, np.ndarray],
-                       targets: Mapping[str, np.ndarray], max_loss: float = 0.01) -> dict[str, float]:
+                       targets: Mapping[str, np.ndarray], max_loss: float = 0.005) -> dict[str, float]:
     """Accuracy lost by int8 per head on dev; raises BundleError if any loses more than `max_loss`."""
     loss = {}
     for head, t in targets.items():
@@ -92,5 +103,5 @@ def check_quantization(fp32: Mapping[str, np.ndarray], int8: Mapping[str, np.nda
     worst = max(loss.values(), default=0.0)
     if worst > max_loss:
         raise BundleError(f"int8 quantisation loses {worst:.1%} accuracy on dev (limit "
-                          f"{max_loss:.0%}): {loss}; export with --precision fp32 instead")
+                          f"{max_loss:.1%}): {loss}; export with --precision fp32 instead")
     return loss

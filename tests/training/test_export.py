@@ -94,3 +94,11 @@ def test_a_refused_int8_export_falls_back_to_fp32_and_says_so(tmp_path, monkeypa
     assert "loses 1.3%" in bundle.manifest["gates"]["int8_refused"]
     probes.check_bundle(bundle.path)  # and it serves
     assert Router(bundle).route(["路灯不亮"])[0].decision in ("auto", "review")
+
+
+def test_the_int8_export_quantises_weights_only(tiny_bundle):
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(tiny_bundle.model_path).graph.node}
+    assert tiny_bundle.manifest["precision"] == "int8", tiny_bundle.manifest["gates"]
+    assert "MatMulNBits" in ops and "DynamicQuantizeLinear" not in ops
