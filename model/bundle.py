@@ -10,6 +10,8 @@
     model_card.md     what it is, what it was trained on, how good it is, its limits
     lexical.json      char n-gram document frequencies of the training texts, for duplicate
                       similarity (model/lexical.py); bundles without it compare embeddings only
+    lexical_heads.npz the router's char n-gram linear part, fused with the encoder's logits by the
+                      manifest's `fusion` weights (model/lexical_heads.py); absent: encoder only
     probes.json       dev texts and the answers this bundle gave for them, checked again before
                       it serves (model/probes.py)
 """
@@ -28,6 +30,8 @@ from typing import Any
 from model.calibration import Calibration
 from model.errors import BundleError, TaxonomyError
 from model.lexical import Lexical
+from model.lexical_heads import FILE as LEXICAL_HEADS
+from model.lexical_heads import LexicalHeads
 from model.probes import PROBES
 from model.taxonomy import Taxonomy
 
@@ -70,6 +74,11 @@ class Bundle:
         """The recorded probe texts and answers (model/probes.py); None for older bundles."""
         path = self.path / PROBES
         return _read_json(path) if path.is_file() else None
+
+    def lexical_heads(self) -> LexicalHeads | None:
+        """The char n-gram part of the router (model/lexical_heads.py); None: encoder only."""
+        path = self.path / LEXICAL_HEADS
+        return LexicalHeads.load(path) if path.is_file() else None
 
     def lexical(self) -> Lexical | None:
         path = self.path / LEXICAL

@@ -55,7 +55,7 @@ class Lexical:
         df: Counter[str] = Counter()
         documents = 0
         for text in texts:
-            df.update(set(_grams(normalize_text(text))))
+            df.update(set(char_ngrams(normalize_text(text))))
             documents += 1
         return cls({g: d for g, d in df.items() if d >= min_df}, max(documents, 1))
 
@@ -74,7 +74,7 @@ class Lexical:
             raise BundleError(f"lexical.json is malformed: {exc!r}") from exc
 
     def _vector(self, normalised: str) -> Vector:
-        counts = Counter(_grams(normalised))
+        counts = Counter(char_ngrams(normalised))
         weights = {g: c * self._idf.get(g, self._unseen) for g, c in counts.items()}
         norm = math.sqrt(sum(w * w for w in weights.values()))
         return {g: w / norm for g, w in weights.items()} if norm else {}
@@ -99,7 +99,7 @@ def blend(embedding_cosine: Any, lexical_cosine: Any) -> Any:
     return EMBEDDING_WEIGHT * embedding_cosine + (1 - EMBEDDING_WEIGHT) * lexical_cosine
 
 
-def _grams(text: str) -> list[str]:
+def char_ngrams(text: str) -> list[str]:
     text = text.lower()
     lo, hi = NGRAMS
     return [text[i:i + n] for n in range(lo, hi + 1) for i in range(len(text) - n + 1)]

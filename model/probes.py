@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from model.errors import BundleError
+from model.normalize import normalize_text
 
 if TYPE_CHECKING:
     from model.router import Router
@@ -28,6 +31,8 @@ N_PROBES = 32
 # build; a damaged model misses both by far.
 MIN_AGREEMENT = 0.9
 MAX_MEAN_CONFIDENCE_DIFF = 0.05
+# The embedding serves duplicate search: each probe's must keep this cosine with its record.
+MIN_EMBEDDING_COSINE = 0.98
 
 
 def record(router: Router, texts: Sequence[str]) -> dict[str, Any]:
@@ -42,7 +47,8 @@ def record(router: Router, texts: Sequence[str]) -> dict[str, Any]:
                           f"{len(texts)} dev texts, e.g. {bad[0][:40]!r}; it cannot be bundled")
     return {"texts": list(texts),
             "answers": [{h: {"label": lab, "confidence": c} for h, (lab, c) in a.items()}
-                        for a in answers]}
+                        for a in answers],
+            "embeddings": [[round(float(x), 5) for x in e] for e in _embeddings(router, texts)]}
 
 
 def check(router: Router, probes: dict[str, Any] | None) -> dict[str, dict[str, float]]:
@@ -78,6 +84,20 @@ def check(router: Router, probes: dict[str, Any] | None) -> dict[str, dict[str, 
             problems.append(f"{head}: {agreement:.0%} of labels as recorded (need "
                             f"{MIN_AGREEMENT:.0%}), mean confidence difference {diff:.3g} "
                             f"(limit {MAX_MEAN_CONFIDENCE_DIFF})")
+    recorded_embeddings = probes.get("embeddings")
+    if recorded_embeddings is not None:
+        now = _embeddings(router, texts)
+        then = np.asarray(recorded_embeddings, dtype=np.float32)
+        if then.shape != now.shape:
+            problems.append(f"embeddings of shape {now.shape}, recorded {then.shape}")
+        else:
+            cosine = (now * then).sum(1) / np.maximum(
+                np.linalg.norm(now, axis=1) * np.linalg.norm(then, axis=1), 1e-12)
+            lowest = float(np.nan_to_num(cosine, nan=-1.0).min())
+            measured["embedding"] = {"min_cosine": round(lowest, 4)}
+            if lowest < MIN_EMBEDDING_COSINE:
+                problems.append(f"embedding cosine with the record as low as {lowest:.3f} "
+                                f"(need {MIN_EMBEDDING_COSINE})")
     if problems:
         raise BundleError(f"{where} does not answer its {len(texts)} probe complaints as it did "
                           f"when it was written ({'; '.join(problems)}): model.onnx is damaged "
@@ -91,6 +111,10 @@ def check_bundle(path: str | Path) -> dict[str, dict[str, float]]:
 
     router = Router.load(path, threads=1)
     return check(router, router.bundle.probes())
+
+
+def _embeddings(router: Router, texts: Sequence[str]) -> np.ndarray:
+    return np.vstack([router.infer([normalize_text(t)])[1] for t in texts])
 
 
 def _answers(router: Router, texts: Sequence[str]) -> list[dict[str, tuple[str, float]]]:

@@ -1,6 +1,7 @@
 """The router: complaint texts in, a calibrated, hierarchy-consistent routing per text out.
 
-normalise → tokenise → ONNX (per-head logits + pooled embedding) → temperatures → joint
+normalise → tokenise → ONNX (per-head logits + pooled embedding), fused with a char n-gram
+linear model per head (model/lexical_heads.py) → temperatures → joint
 category/subcategory decoding → top-k per head → `auto` or `review` by per-class thresholds.
 Needs onnxruntime, tokenizers and numpy only.
 
@@ -24,6 +25,7 @@ from tokenizers import Tokenizer
 from model.bundle import Bundle, load_bundle
 from model.errors import BundleError, ModelOutputError
 from model.hierarchy import Ranked, decode
+from model.lexical_heads import fuse
 from model.normalize import normalize_text
 from model.taxonomy import DutyEntry
 
@@ -105,6 +107,14 @@ class Router:
         if outputs != expected:
             raise BundleError(f"bundle {bundle.path}: model.onnx outputs {outputs}, "
                               f"the manifest expects {expected}")
+        self.lexical_heads = bundle.lexical_heads()
+        self._fusion = dict(bundle.manifest.get("fusion", {}))
+        if self.lexical_heads is not None:
+            for head, w in self.lexical_heads.weights.items():
+                if head not in self.spaces or w.shape[1] != len(self.spaces[head]):
+                    raise BundleError(f"bundle {bundle.path}: lexical_heads.npz has {w.shape[1]} "
+                                      f"{head} labels, the label space has "
+                                      f"{len(self.spaces.get(head, ()))}")
         for o in self._session.get_outputs()[:-1]:
             head = o.name.removeprefix("logits_")
             if o.shape[-1] != len(self.spaces[head]):
@@ -120,7 +130,8 @@ class Router:
         return self.bundle.version
 
     def infer(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Raw logits per head and embeddings for already-normalised texts, in input order."""
+        """Logits per head (the encoder's, fused with the char n-gram part where the bundle has
+        one) and embeddings for already-normalised texts, in input order."""
         heads = self.bundle.heads
         n = len(texts)
         logits = {h: np.zeros((n, len(self.spaces[h])), dtype=np.float32) for h in heads}
@@ -142,6 +153,8 @@ class Router:
             embeddings[rows] = emb
             for h, values in zip(heads, head_logits, strict=True):
                 logits[h][rows] = values
+        if self.lexical_heads is not None:
+            logits = fuse(logits, self.lexical_heads.scores(texts), self._fusion)
         return logits, embeddings
 
     def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:

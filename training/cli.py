@@ -348,6 +348,11 @@ def _train_router(dataset_yaml: Path, preset: str, out: Path, **options: Any) ->
                          version=options.get("version"))
     bundle = build_router(dataset_yaml, config, out, build)
     typer.echo(f"\nbundle written: {bundle.path}")
+    for head, part in bundle.manifest.get("parts_dev_accuracy", {}).items():
+        w = bundle.manifest["fusion"][head]
+        typer.echo(f"dev {head} (raw argmax): encoder {part['encoder']:.3f}, char n-grams "
+                   f"{part['lexical']:.3f}, fused {part['fused']:.3f} (weights {w['encoder']:g} "
+                   f"encoder + {w['lexical']:g} n-grams)")
     for split in ("dev", "test"):
         m = bundle.metrics.get(split)
         if m:

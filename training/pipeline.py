@@ -22,12 +22,16 @@ from model.bundle import LEXICAL, Bundle, write_bundle
 from model.calibration import Calibration
 from model.errors import BundleError, DataError
 from model.lexical import Lexical
+from model.lexical_heads import FILE as LEXICAL_HEADS
+from model.lexical_heads import fuse
+from model.normalize import normalize_text
 from model.probes import N_PROBES, PROBES
 from model.router import Router
 from training.calibration import fit_calibration
 from training.datasets import Dataset, Record, data_hash, load_dataset
 from training.export import check_parity, check_quantization, export_onnx, quantize_int8
 from training.finetune import FinetuneConfig, FinetuneResult, finetune, label_ids, label_spaces
+from training.lexical_heads import choose_fusion, fit_lexical_heads
 
 # Dispatch is about the department: `auto` when it is confident enough to send the case there.
 DECISION_HEADS = ("department",)
@@ -84,7 +88,13 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
         model_file, gates = _export(result, heads, dev, staging, options)
         shutil.copyfile(staging / "model.fp32.onnx", run / "model.fp32.onnx")
         dev_targets = {h: t.numpy() for h, t in label_ids(dev, spaces).items()}
-        dev_logits = _onnx_logits(model_file, result, heads, dev)
+        encoder_dev = _onnx_logits(model_file, result, heads, dev)
+        # the char n-gram part, trained on train like the encoder; fused by weights chosen on dev
+        lexical_heads = fit_lexical_heads(train, spaces)
+        lexical_heads.save(staging / LEXICAL_HEADS)
+        lexical_dev = lexical_heads.scores([normalize_text(r.text) for r in dev])
+        fusion, parts = choose_fusion(encoder_dev, lexical_dev, dev_targets)
+        dev_logits = fuse(encoder_dev, lexical_dev, fusion)
         calibration = fit_calibration(dev_logits, dev_targets,
                                       [h for h in options.decision_heads if h in heads] or heads,
                                       options.target_precision)
@@ -97,11 +107,13 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
             "splits": {k: len(v) for k, v in splits.items()},
             "training": result.config.to_dict(), "history": result.history,
             "training_seconds": round(result.seconds, 1), "gates": gates,
+            "fusion": fusion, "parts_dev_accuracy": parts,
         }
         tokenizer_file = staging / "tokenizer.json"
         result.tokenizer.backend_tokenizer.save(str(tokenizer_file))
         lexical = Lexical.fit(r.text for r in train)  # duplicate similarity's lexical half
         files = {"model.onnx": model_file, "tokenizer.json": tokenizer_file,
+                 LEXICAL_HEADS: staging / LEXICAL_HEADS,
                  LEXICAL: json.dumps(lexical.to_dict(), ensure_ascii=False)}
         # Two phases: the metrics are measured through the Router on the written bundle, exactly as
         # served, then the final bundle is written with them.
