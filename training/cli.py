@@ -188,9 +188,10 @@ def evaluate_command(
 
 
 def _splits(dataset: Dataset) -> dict[str, list[Record]]:
-    # Without `splits` in its config (Teddy) every row is training data; Dataset.split() would
-    # assign none of them.
-    return dataset.split() if dataset.config.splits else {"train": list(dataset.records)}
+    splits = dataset.split()
+    typer.echo(f"{dataset.config.name}: {dataset.split_note}; "
+               + ", ".join(f"{k} {len(v)} rows" for k, v in splits.items()))
+    return splits
 
 
 def _source_file(folder: Path, name: str) -> Path:

@@ -25,6 +25,7 @@ import gzip
 import hashlib
 import io
 import json
+import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from model.normalize import normalize_text, text_hash
 from model.taxonomy import HEADS, Taxonomy, load_taxonomy, subcategory_key
 
 SPLITS = ("train", "dev", "test")
+HELD_OUT = 0.15  # dev share, and test share, of a stratified split (no time split configured)
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,19 @@ class Dataset:
         return self.config.heads
 
     def split(self) -> dict[str, list[Record]]:
-        return split_by_time(self.records, self.config.splits)
+        """The configured time split; without one (a new city's first labels), a stratified,
+        reproducible split (`split_note` says which)."""
+        if self.config.splits:
+            return split_by_time(self.records, self.config.splits)
+        return split_stratified(self.records, self.heads[0])
+
+    @property
+    def split_note(self) -> str:
+        if self.config.splits:
+            return "split by time as configured in the dataset's `splits`"
+        return (f"no `splits` in the dataset config: split at random, stratified by "
+                f"{self.heads[0]}, {HELD_OUT:.0%} dev and {HELD_OUT:.0%} test (seed 0; repeats "
+                "of a text stay together; labels with fewer than 3 texts all train)")
 
 
 def load_dataset(config: DatasetConfig | str | Path) -> Dataset:
@@ -264,6 +278,29 @@ def split_by_time(records: Sequence[Record], bounds: Mapping[str, Mapping[str, s
         out[name] = [r for r in out[name] if r.text_hash not in seen]
         seen.update(r.text_hash for r in out[name])
     return out
+
+
+def split_stratified(records: Sequence[Record], head: str, seed: int = 0
+                     ) -> dict[str, list[Record]]:
+    """train/dev/test for data without times to split by: per label of `head`, HELD_OUT of its
+    texts to dev and as many to test, the rest to train. Records with the same normalised text
+    go to the same split; the same records and seed always give the same split."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault(r.text_hash, []).append(i)
+    by_label: dict[str, list[str]] = {}
+    for key, members in groups.items():
+        by_label.setdefault(records[members[0]].labels.get(head, ""), []).append(key)
+    rng = random.Random(seed)
+    assigned: dict[str, list[int]] = {name: [] for name in SPLITS}
+    for label in sorted(by_label):
+        keys = sorted(by_label[label])
+        rng.shuffle(keys)
+        held = round(len(keys) * HELD_OUT) if len(keys) >= 3 else 0
+        for j, key in enumerate(keys):
+            name = "test" if j < held else "dev" if j < 2 * held else "train"
+            assigned[name].extend(groups[key])
+    return {name: [records[i] for i in sorted(rows)] for name, rows in assigned.items()}
 
 
 def _bound(value: Any, where: str = "split bound") -> datetime | None:

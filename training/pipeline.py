@@ -19,11 +19,11 @@ import numpy as np
 
 from model import probes
 from model.bundle import LEXICAL, Bundle, write_bundle
-from model.calibration import Calibration
+from model.calibration import Calibration, softmax
 from model.errors import BundleError, DataError
 from model.lexical import Lexical
 from model.lexical_heads import FILE as LEXICAL_HEADS
-from model.lexical_heads import fuse
+from model.lexical_heads import LexicalHeads, fuse
 from model.normalize import normalize_text
 from model.probes import N_PROBES, PROBES
 from model.router import Router
@@ -269,12 +269,16 @@ def model_card(manifest: Mapping[str, Any], metrics: Mapping[str, Any],
 
 
 class TorchPredictor:
-    """A fine-tuned model before export, as a Predictor (cross-validation needs no ONNX)."""
+    """A fine-tuned model before export, as a Predictor (cross-validation needs no ONNX); with
+    `lexical` and `fusion`, the hybrid router: the char n-gram part fused as served."""
 
-    def __init__(self, result: FinetuneResult):
-        self.result, self.spaces, self.name = result, result.spaces, "fine-tuned encoder (torch)"
+    def __init__(self, result: FinetuneResult, lexical: LexicalHeads | None = None,
+                 fusion: Mapping[str, Mapping[str, float]] | None = None):
+        self.result, self.spaces = result, result.spaces
+        self.lexical, self.fusion = lexical, dict(fusion or {})
+        self.name = "fine-tuned encoder (torch)" + (" + char n-grams" if lexical else "")
 
-    def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    def logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         import torch
 
         out: dict[str, list[np.ndarray]] = {h: [] for h in self.spaces}
@@ -284,8 +288,15 @@ class TorchPredictor:
                 ids, mask = _encode(self.result, texts[start:start + 32])
                 logits, _ = self.result.model(torch.from_numpy(ids), torch.from_numpy(mask))
                 for h, v in logits.items():
-                    out[h].append(torch.softmax(v, dim=-1).numpy())
-        return {h: np.concatenate(v) for h, v in out.items()}
+                    out[h].append(v.numpy())
+        encoder = {h: np.concatenate(v) for h, v in out.items()}
+        if self.lexical is None:
+            return encoder
+        return fuse(encoder, self.lexical.scores([normalize_text(t) for t in texts]),
+                    self.fusion)
+
+    def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        return {h: softmax(v) for h, v in self.logits(texts).items()}
 
 
 def router_fitter(config: FinetuneConfig, dev_share: float = 0.1):  # type: ignore[no-untyped-def]
@@ -296,6 +307,12 @@ def router_fitter(config: FinetuneConfig, dev_share: float = 0.1):  # type: igno
         ordered = sorted(records, key=lambda r: r.text_hash)  # deterministic, repeats together
         cut = max(1, int(len(ordered) * dev_share))
         dev, train = ordered[:cut], ordered[cut:]
-        return TorchPredictor(finetune(train, dev, label_spaces(train, spaces), config))
+        fold_spaces = label_spaces(train, spaces)
+        encoder = TorchPredictor(finetune(train, dev, fold_spaces, config))
+        lexical = fit_lexical_heads(train, fold_spaces)
+        targets = {h: t.numpy() for h, t in label_ids(dev, fold_spaces).items()}
+        fusion, _ = choose_fusion(encoder.logits([r.text for r in dev]),
+                                  lexical.scores([normalize_text(r.text) for r in dev]), targets)
+        return TorchPredictor(encoder.result, lexical, fusion)
 
     return fit

@@ -33,10 +33,10 @@ def test_joint_choice_overrides_the_greedy_one() -> None:
     [row] = decode(probs, SPACES, k=2)
     assert row["subcategory"].labels == ("环境/噪音", "交通/违停")
     assert row["category"].labels == ("环境", "交通")
-    # confidences stay each head's own probability, not the joint score
-    assert row["category"].confidences == (0.45, 0.5)
-    assert row["subcategory"].confidences == (0.4, 0.3)
-    assert row["category"].label == "环境" and row["category"].confidence == 0.45
+    # confidences are the hierarchy-consistent probabilities, so they follow the order shown:
+    # joint .15 .18 0 .005 .09 (sum .425); 环境 = 噪音 + 垃圾, 交通 = 违停 + 拥堵
+    assert row["subcategory"].confidences == pytest.approx((0.18 / 0.425, 0.15 / 0.425))
+    assert row["category"].confidences == pytest.approx((0.27 / 0.425, 0.15 / 0.425))
 
 
 def test_heads_without_hierarchy_rank_by_their_own_probs() -> None:
@@ -127,9 +127,17 @@ def test_top_category_is_the_parent_of_the_top_subcategory(
         # the top subcategory maximises p(category) · p(subcategory)
         joint = probs["subcategory"][i] * probs["category"][i][parents]
         assert joint[spaces["subcategory"].index(sub.label)] == joint.max()
-        # every label at most once, k of them (or all), confidences are the head's own
+        # every label at most once, k of them (or all); the subcategories' confidences follow
+        # their order and sum to one with the others'; a category's is its subcategories' sum
+        total = joint.sum()
+        shown = joint / total if total > 0 else joint
         for head, ranked in row.items():
             space = spaces[head]
             assert len(ranked.labels) == len(set(ranked.labels)) == min(k, len(space))
-            assert ranked.confidences == tuple(
-                float(probs[head][i][space.index(label)]) for label in ranked.labels)
+        assert list(sub.confidences) == sorted(sub.confidences, reverse=True)
+        assert sub.confidences == pytest.approx(
+            [shown[spaces["subcategory"].index(s)] for s in sub.labels])
+        assert cat.confidences == pytest.approx(
+            [sum(shown[j] for j, p in enumerate(parents) if spaces["category"][p] == c)
+             for c in cat.labels])
+        assert list(cat.confidences[1:]) == sorted(cat.confidences[1:], reverse=True)

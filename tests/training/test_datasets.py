@@ -446,3 +446,21 @@ def test_report_counts_duplicates_and_conflicts(tmp_path: Path) -> None:
     # majority 2 of 3 in the first group, 2 of 2 in the second
     assert department["majority_share_in_duplicate_groups"] == round(4 / 5, 3)
     assert department["top"][0] == ("城管", 3)
+
+
+def test_a_dataset_without_a_time_split_gets_a_stratified_reproducible_one():
+    from training.datasets import HELD_OUT, load_dataset
+
+    teddy = load_dataset(REPO / "data" / "datasets" / "teddy2020c.yaml")
+    splits = teddy.split()
+    assert splits == teddy.split()  # reproducible
+    assert "stratified" in teddy.split_note
+    assert sum(len(v) for v in splits.values()) == len(teddy.records)
+    hashes = {name: {r.text_hash for r in rows} for name, rows in splits.items()}
+    assert not hashes["train"] & hashes["dev"] and not hashes["dev"] & hashes["test"]
+    assert not hashes["train"] & hashes["test"]
+    labels = {r.labels["category"] for r in teddy.records}
+    for label in labels:  # every label keeps about its share in dev and test
+        total = sum(r.labels["category"] == label for r in teddy.records)
+        dev = sum(r.labels["category"] == label for r in splits["dev"])
+        assert abs(dev - total * HELD_OUT) <= 1 + total * 0.02
