@@ -142,3 +142,23 @@ def test_cross_validation_of_the_fine_tuned_model(haikou_sample, tiny_encoder_di
     for head in ("category", "subcategory", "department"):
         assert 0.0 <= result["heads"][head]["macro_f1_mean"] <= 1.0
         assert result["heads"][head]["pooled"]["rows"] == 90
+
+
+def test_training_is_reproducible_whatever_ran_before(haikou_sample, tiny_encoder_dir,
+                                                     monkeypatch):
+    """The first run on a machine converts the encoder, drawing random numbers before training;
+    it must train exactly as a later run that finds the encoder cached."""
+    train, dev = _records(haikou_sample, 80), _records(haikou_sample, 120)[80:]
+    spaces = {h: haikou_sample.taxonomy.labels(h) for h in ("category",)}
+    config = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir), epochs=1)
+    first = ft.finetune(train, dev, spaces, config)
+    real_load = ft.load_encoder
+
+    def load_after_drawing(*args, **kwargs):  # as a conversion does
+        loaded = real_load(*args, **kwargs)
+        torch.rand(1000)
+        return loaded
+
+    monkeypatch.setattr(ft, "load_encoder", load_after_drawing)
+    again = ft.finetune(train, dev, spaces, config)
+    assert first.history[0]["train_loss"] == again.history[0]["train_loss"]
