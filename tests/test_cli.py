@@ -172,3 +172,28 @@ def test_audit_opens_a_fresh_store_and_refuses_a_missing_dataset(tmp_path, monke
     assert result.exit_code == 2
     assert "missing.yaml" in result.output
     assert db.exists()  # the store was created and migrated, then the bad input refused
+
+
+def test_up_reuses_a_router_trained_before_instead_of_training_again(tmp_path, monkeypatch,
+                                                                     tiny_bundle, bundle_copy):
+    """A run that trained and wrote the bundle but stopped before serving (or before ACTIVE was
+    written) is picked up by the next run: no second 10-minute training."""
+    import serving.main
+    import training.cli as cli
+    from model.registry import active_version
+    from training.datasets import data_hash, load_dataset
+
+    yaml_path = Path(__file__).parent / "fixtures" / "haikou-sample.yaml"
+    dataset = load_dataset(yaml_path)
+    version = f"{dataset.config.name}-quick-{data_hash(dataset.records)[:8]}"
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    bundle_copy(tiny_bundle.path, bundles, version)
+    served = []
+    monkeypatch.setenv("HUYING_BUNDLES_DIR", str(bundles))
+    monkeypatch.setattr(serving.main, "serve", lambda settings: served.append(settings))
+    monkeypatch.setattr(cli, "_train_router", lambda *a, **k: pytest.fail("trained again"))
+    result = huying("up", "--dataset", yaml_path)
+    assert result.exit_code == 0, result.output
+    assert "Reusing the router trained before" in result.output
+    assert active_version(bundles) == version and len(served) == 1

@@ -486,19 +486,36 @@ def up(
     dataset_yaml: Annotated[Path, typer.Option("--dataset", help="Data to train on if no model "
                                                "exists yet.")] = DEMO_DATASET,
     preset: PresetOpt = "quick",
+    precision: Annotated[str, typer.Option(help="int8 (default; fp32 if int8 loses accuracy) or "
+                                                "fp32 ONNX.")] = "int8",
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
 ) -> None:
-    """The main job: train the quick router if there is none yet, then serve it."""
+    """The main job: train the quick router if there is none yet, then serve it.
+
+    The version is named after the dataset, preset and data (e.g. haikou12345-quick-1a2b3c4d), so
+    a rerun reuses a bundle that was written but not activated, and resumes an interrupted
+    training from its checkpoint in runs/<version>/ instead of starting again."""
+    from model.bundle import load_bundle
+    from model.errors import BundleError
     from model.registry import active_version, set_active
     from serving.main import serve as run_server
     from serving.settings import load_settings
+    from training.datasets import data_hash, load_dataset
 
     settings = load_settings(host=host, port=port)
     if settings.bundle is None and active_version(settings.bundles_dir) is None:
-        typer.secho(f"No router yet in {settings.bundles_dir}/: training the `{preset}` preset on "
-                    f"{dataset_yaml.name} first (progress below).", fg=typer.colors.CYAN)
-        bundle = _train_router(dataset_yaml, preset, settings.bundles_dir)
+        dataset = load_dataset(dataset_yaml)
+        version = f"{dataset.config.name}-{preset}-{data_hash(dataset.records)[:8]}"
+        try:
+            bundle = load_bundle(settings.bundles_dir / version)
+            typer.secho(f"Reusing the router trained before: {bundle.path}", fg=typer.colors.CYAN)
+        except BundleError:
+            typer.secho(f"No router yet in {settings.bundles_dir}/: training the `{preset}` preset "
+                        f"on {dataset_yaml.name} first (progress below; an interrupted run "
+                        f"resumes from runs/{version}/).", fg=typer.colors.CYAN)
+            bundle = _train_router(dataset_yaml, preset, settings.bundles_dir, version=version,
+                                   precision=precision)
         set_active(settings.bundles_dir, bundle.version)
     run_server(settings)
 
