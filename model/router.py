@@ -12,6 +12,7 @@ Needs onnxruntime, tokenizers and numpy only.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,6 +125,20 @@ class Router:
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> Router:
         return cls(load_bundle(path), **kwargs)
+
+    def parts(self) -> dict[str, Router]:
+        """The hybrid's parts as routers of their own (encoder alone, char n-grams alone), for
+        evaluation beside the whole; {} for a bundle without the n-gram part."""
+        if self.lexical_heads is None:
+            return {}
+        out = {}
+        for part, weights in (("encoder", (1.0, 0.0)), ("char n-grams", (0.0, 1.0))):
+            router = copy.copy(self)
+            router._fusion = {h: {"encoder": weights[0], "lexical": weights[1]}
+                              for h in self.lexical_heads.heads}
+            router.name = f"{self.name}: {part} alone"
+            out[part] = router
+        return out
 
     @property
     def version(self) -> str:

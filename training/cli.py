@@ -182,7 +182,9 @@ def evaluate_command(
             available = ", ".join(f"{k} ({len(v)} rows)" for k, v in splits.items())
             raise DataError(f"{dataset} has no rows in split {split!r}; available: {available}")
         records, split_name = splits[split], split
-    metrics = evaluate(predictor, records, out, baseline=reference, split_name=split_name)
+    parts = predictor.parts() if hasattr(predictor, "parts") else {}
+    metrics = evaluate(predictor, records, out, baseline=reference, split_name=split_name,
+                       parts=parts)
     _print_metrics(metrics)
     typer.echo(f"report: {out / 'report.md'}")
 

@@ -170,8 +170,10 @@ def score(predictor: Predictor, records: Sequence[Record]
 
 
 def evaluate(predictor: Predictor, records: Sequence[Record], out_dir: str | Path, *,
-             baseline: Predictor | None = None, split_name: str = "dev") -> dict[str, Any]:
-    """Score `predictor` (and `baseline`) on `records`; write metrics.json, report.md and plots."""
+             baseline: Predictor | None = None, split_name: str = "dev",
+             parts: Mapping[str, Predictor] | None = None) -> dict[str, Any]:
+    """Score `predictor` (and `baseline`, and the hybrid router's `parts`) on `records`; write
+    metrics.json, report.md and plots."""
     if not records:
         raise DataError(f"split {split_name!r} has no records to evaluate; check the dataset "
                         "config's `splits` or the JSONL file")
@@ -182,7 +184,8 @@ def evaluate(predictor: Predictor, records: Sequence[Record], out_dir: str | Pat
     baseline_metrics, baseline_heads = score(baseline, records) if baseline else (None, {})
     metrics = {"split": split_name, "rows": len(records),
                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-               "model": model_metrics, "baseline": baseline_metrics}
+               "model": model_metrics, "baseline": baseline_metrics,
+               "parts": {name: score(part, records)[0] for name, part in (parts or {}).items()}}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1),
@@ -242,6 +245,20 @@ def render_report(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str:
             lines.append(f"| {head} | {run['name']} | " + " | ".join(cells) + " |")
     lines += ["", "Hierarchy consistency (share of rows whose subcategory's parent is the "
               "category): " + "; ".join(_consistency(run) for run in runs), ""]
+    if metrics.get("parts"):
+        lines += ["## The hybrid router's parts", "",
+                  "Each part alone (its logits through the same decoding), beside the whole:", "",
+                  "| head | " + " | ".join(["whole", *metrics["parts"],
+                                            *(["baseline"] if base else [])])
+                  + " |", "| --- |" + " ---: |" * (len(metrics["parts"]) + 1 + bool(base))]
+        for head in model["heads"]:
+            cells = [model["heads"][head]] + [p["heads"].get(head)
+                                              for p in metrics["parts"].values()]
+            cells += [base["heads"].get(head)] if base else []
+            lines.append(f"| {head} accuracy / top-{TOP_K} | " + " | ".join(
+                f"{_f(c['accuracy'])} / {_f(c[f'top{TOP_K}_accuracy'])}" if c else "—"
+                for c in cells) + " |")
+        lines.append("")
     for head, m in model["heads"].items():
         b = base["heads"].get(head) if base else None
         lines += [f"## {head}", "",

@@ -165,3 +165,20 @@ def test_prediction_in_chunks_changes_nothing(monkeypatch):
     monkeypatch.setattr("training.evaluate.CHUNK_ROWS", 3)
     chunked, _ = score_heads(model, data)
     assert chunked == whole
+
+
+def test_the_hybrid_routers_parts_are_scored_beside_the_whole(tmp_path, tiny_bundle,
+                                                               haikou_sample):
+    from model.router import Router
+    from training.evaluate import evaluate
+
+    router = Router(tiny_bundle)
+    parts = router.parts()
+    assert set(parts) == {"encoder", "char n-grams"}
+    records = [r for r in haikou_sample.records if "category" in r.labels][:60]
+    metrics = evaluate(router, records, tmp_path, split_name="dev", parts=parts)
+    assert set(metrics["parts"]) == {"encoder", "char n-grams"}
+    lexical_alone = metrics["parts"]["char n-grams"]["heads"]["department"]["accuracy"]
+    assert 0 <= lexical_alone <= 1
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "The hybrid router's parts" in report and "char n-grams" in report
