@@ -34,9 +34,11 @@ def test_joint_choice_overrides_the_greedy_one() -> None:
     assert row["subcategory"].labels == ("环境/噪音", "交通/违停")
     assert row["category"].labels == ("环境", "交通")
     # confidences are the hierarchy-consistent probabilities, so they follow the order shown:
-    # joint .15 .18 0 .005 .09 (sum .425); 环境 = 噪音 + 垃圾, 交通 = 违停 + 拥堵
-    assert row["subcategory"].confidences == pytest.approx((0.18 / 0.425, 0.15 / 0.425))
-    assert row["category"].confidences == pytest.approx((0.27 / 0.425, 0.15 / 0.425))
+    # √joint of .15 .18 0 .005 .09, normalised; 环境 = 噪音 + 垃圾, 交通 = 违停 + 拥堵
+    g = np.sqrt([0.15, 0.18, 0.0, 0.005, 0.09])
+    g = g / g.sum()
+    assert row["subcategory"].confidences == pytest.approx((g[1], g[0]))
+    assert row["category"].confidences == pytest.approx((g[1] + g[4], g[0] + g[2]))
 
 
 def test_heads_without_hierarchy_rank_by_their_own_probs() -> None:
@@ -129,8 +131,9 @@ def test_top_category_is_the_parent_of_the_top_subcategory(
         assert joint[spaces["subcategory"].index(sub.label)] == joint.max()
         # every label at most once, k of them (or all); the subcategories' confidences follow
         # their order and sum to one with the others'; a category's is its subcategories' sum
-        total = joint.sum()
-        shown = joint / total if total > 0 else joint
+        root = np.sqrt(joint)
+        total = root.sum()
+        shown = root / total if total > 0 else root
         for head, ranked in row.items():
             space = spaces[head]
             assert len(ranked.labels) == len(set(ranked.labels)) == min(k, len(space))
