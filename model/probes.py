@@ -1,4 +1,5 @@
-"""A bundle's probes: real dev texts and what the bundle answered for them when it was written.
+"""A bundle's probes: real dev texts and what the bundle answered for them when it was written
+(labels, confidences and embeddings).
 
 Before a bundle serves — at server start, on a hot swap (`POST /v1/admin/model`) and on
 `huying models promote|rollback` — it routes its probes again and must agree with its own record.
@@ -52,9 +53,9 @@ def record(router: Router, texts: Sequence[str]) -> dict[str, Any]:
 
 
 def check(router: Router, probes: dict[str, Any] | None) -> dict[str, dict[str, float]]:
-    """Route the probes again; BundleError unless every head agrees with the record.
-
-    Returns per head the label agreement and mean confidence difference it measured."""
+    """Route the probes again; BundleError unless every head, and the embedding, agrees with the
+    record. Returns per head the label agreement and mean confidence difference it measured,
+    and the lowest embedding cosine."""
     where = f"bundle {router.bundle.path}"
     if probes is None:
         raise BundleError(f"{where} has no {PROBES} (it was written before bundles recorded "

@@ -54,6 +54,7 @@
       if (value === null || value === undefined || value === false) continue;
       if (name === "class") el.className = value;
       else if (name === "dataset") Object.assign(el.dataset, value);
+      else if (name === "style") Object.assign(el.style, value);  // CSSOM: allowed by the CSP
       else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
       else el.setAttribute(name, value === true ? "" : value);
     }
@@ -87,7 +88,7 @@
   function bar(confidence) {
     const p = percent(confidence);
     return h("span", { class: confidence < LOW_CONFIDENCE ? "bar low" : "bar", "aria-hidden": "true" },
-      h("span", { style: `width:${p}%` }));
+      h("span", { style: { width: `${p}%` } }));
   }
   const subName = (key) => (key && key.includes("/") ? key.slice(key.indexOf("/") + 1) : key || "");
   const catOf = (key) => (key && key.includes("/") ? key.slice(0, key.indexOf("/")) : "");
