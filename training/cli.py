@@ -308,6 +308,9 @@ def train(
     version: Annotated[str | None, typer.Option(help="Bundle version name.")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
     activate: Annotated[bool, typer.Option(help="Make the new bundle the active one.")] = False,
+    final: Annotated[bool, typer.Option(
+        help="After choosing epochs, fusion and calibration on dev, refit on train + dev and "
+             "serve that (about twice the training time; test stays held out).")] = False,
     cv: Annotated[int, typer.Option(
         help="Instead of a bundle: K-fold cross-validated metrics, for data without a time "
              "split (the baseline's folds).")] = 0,
@@ -327,7 +330,7 @@ def train(
         return
     bundle = _train_router(dataset_yaml, preset, out, base=base, epochs=epochs,
                            precision=precision, target_precision=target_precision,
-                           version=version, device=device)
+                           version=version, device=device, final=final)
     if activate:
         from model.registry import set_active
 
@@ -348,7 +351,7 @@ def _train_router(dataset_yaml: Path, preset: str, out: Path, **options: Any) ->
     config = _finetune_config(preset, **{k: options.get(k) for k in ("base", "epochs", "device")})
     build = BuildOptions(precision=options.get("precision", "int8"),
                          target_precision=options.get("target_precision", 0.95),
-                         version=options.get("version"))
+                         version=options.get("version"), final=options.get("final", False))
     bundle = build_router(dataset_yaml, config, out, build)
     typer.echo(f"\nbundle written: {bundle.path}")
     for head, part in bundle.manifest.get("parts_dev_accuracy", {}).items():

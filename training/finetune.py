@@ -147,6 +147,7 @@ class FinetuneResult:
     config: FinetuneConfig
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    best_epoch: int = 0  # the epoch whose weights were kept (the last one when trained without dev)
 
 
 def load_encoder(config: FinetuneConfig) -> tuple[nn.Module, Any, str]:
@@ -284,7 +285,10 @@ def _accuracy(logits: Mapping[str, np.ndarray], targets: Mapping[str, torch.Tens
 
 def finetune(train: Sequence[Record], dev: Sequence[Record], spaces: Mapping[str, Sequence[str]],
              config: FinetuneConfig, checkpoint_dir: Path | None = None) -> FinetuneResult:
-    """Train on `train`, early-stop on `dev`, return the best model. Resumes from `checkpoint_dir`."""
+    """Train on `train`, early-stop on `dev`, return the best model. Resumes from `checkpoint_dir`.
+
+    With no `dev` (a final refit on every labelled row) it trains `config.epochs` epochs — no
+    minimum-steps stretch, no early stopping — and returns the last weights."""
     started = time.monotonic()
     device = torch.device("cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu")
     if config.device == "cuda" and device.type != "cuda":
@@ -312,7 +316,7 @@ def finetune(train: Sequence[Record], dev: Sequence[Record], spaces: Mapping[str
     train_cache = _Cache(model, tokenize(tokenizer, [r.text for r in train], config), frozen,
                          pad_id, config.batch_size, device, "encode train (frozen layers)")
     dev_cache = _Cache(model, tokenize(tokenizer, [r.text for r in dev], config), frozen,
-                       pad_id, config.batch_size, device, "encode dev (frozen layers)")
+                       pad_id, config.batch_size, device, "encode dev (frozen layers)") if dev else None
     weights = {h: class_weights(t, len(spaces[h]), config.class_weight_power).to(device)
                for h, t in train_targets.items()}
 
@@ -322,13 +326,14 @@ def finetune(train: Sequence[Record], dev: Sequence[Record], spaces: Mapping[str
         {"params": model.heads.parameters(), "lr": config.head_lr},
     ], weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    epochs = max(config.epochs, math.ceil(config.min_steps / steps_per_epoch)) if dev else config.epochs
     total = steps_per_epoch * epochs
     warmup = max(1, int(total * config.warmup_ratio))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
 
-    state = {"epoch": 0, "best": -1.0, "best_state": None, "stale": 0, "history": []}
+    state = {"epoch": 0, "best": -1.0, "best_state": None, "best_epoch": 0, "stale": 0,
+             "history": []}
     ckpt = checkpoint_dir / "checkpoint.pt" if checkpoint_dir else None
     if ckpt is not None and ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -363,16 +368,20 @@ def finetune(train: Sequence[Record], dev: Sequence[Record], spaces: Mapping[str
             scheduler.step()
             running += loss.item()
             bar.set_postfix(loss=f"{running / step:.3f}")
-        dev_acc = _accuracy(predict_logits(model, dev_cache, config.batch_size, device), dev_targets)
-        score = float(np.mean(list(dev_acc.values()))) if dev_acc else -float(running)
+        dev_acc = (_accuracy(predict_logits(model, dev_cache, config.batch_size, device), dev_targets)
+                   if dev_cache is not None else {})
         state["history"].append({"epoch": epoch, "train_loss": running / len(batches),
                                  **{f"dev_acc_{h}": v for h, v in dev_acc.items()}})
         log.info("epoch %d: loss %.4f, dev accuracy %s", epoch, running / len(batches),
                  {h: round(v, 4) for h, v in dev_acc.items()})
-        tqdm.write(f"epoch {epoch}: train loss {running / len(batches):.4f}, dev accuracy "
+        tqdm.write(f"epoch {epoch}: train loss {running / len(batches):.4f}"
+                   + (", dev accuracy " if dev_acc else "")
                    + ", ".join(f"{h} {v:.3f}" for h, v in dev_acc.items()))
-        if score > state["best"]:
-            state.update(best=score, stale=0,
+        score = float(np.mean(list(dev_acc.values()))) if dev_acc else -running
+        if dev_cache is None:
+            state["best_epoch"] = epoch  # no dev: the last epoch is the model
+        elif score > state["best"]:
+            state.update(best=score, stale=0, best_epoch=epoch,
                          best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         else:
             state["stale"] += 1
@@ -389,7 +398,8 @@ def finetune(train: Sequence[Record], dev: Sequence[Record], spaces: Mapping[str
     model.eval()
     return FinetuneResult(model=model.cpu(), tokenizer=tokenizer, spaces=spaces,
                           config=replace(config, base=config.base or source),
-                          history=state["history"], seconds=time.monotonic() - started)
+                          history=state["history"], seconds=time.monotonic() - started,
+                          best_epoch=state.get("best_epoch", len(state["history"])))
 
 
 def label_spaces(records: Sequence[Record], taxonomy_spaces: Mapping[str, Sequence[str]]

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,9 @@ class BuildOptions:
     target_precision: float = 0.95
     decision_heads: tuple[str, ...] = DECISION_HEADS
     version: str | None = None
+    # After choosing epochs, fusion and calibration on dev, refit the encoder and the n-gram part
+    # on train + dev (test stays held out) and serve that: every labelled row the user has.
+    final: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in ("int8", "fp32"):
@@ -71,33 +74,51 @@ def build_router(dataset: Dataset | str | Path, config: FinetuneConfig, out_dir:
     run.mkdir(parents=True, exist_ok=True)
 
     result = finetune(train, dev, spaces, config, checkpoint_dir=run)
-    save_torch(result, run / "torch.pt")
-    bundle = package_router(result, dataset, splits, out_dir / version, run, options)
-    (run / "checkpoint.pt").unlink(missing_ok=True)  # only for resuming an unfinished run
+    refit = None
+    if options.final:
+        print(f"final fit: {result.best_epoch} epochs (the best on dev) over train + dev, "
+              f"{len(train) + len(dev)} rows", flush=True)
+        refit = finetune([*train, *dev], [], spaces,
+                         replace(config, epochs=max(1, result.best_epoch), min_steps=0),
+                         checkpoint_dir=run / "final")
+    save_torch(refit or result, run / "torch.pt")
+    bundle = package_router(result, dataset, splits, out_dir / version, run, options, refit)
+    for checkpoint in (run / "checkpoint.pt", run / "final" / "checkpoint.pt"):
+        checkpoint.unlink(missing_ok=True)  # only for resuming an unfinished run
     return bundle
 
 
 def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str, list[Record]],
-                   path: Path, run: Path, options: BuildOptions) -> Bundle:
-    """Export, gate, calibrate, measure and write the bundle of a fine-tuned model."""
+                   path: Path, run: Path, options: BuildOptions,
+                   refit: FinetuneResult | None = None) -> Bundle:
+    """Export, gate, calibrate, measure and write the bundle of a fine-tuned model.
+
+    Fusion weights and calibration are always fitted on dev predictions of models that never saw
+    dev (`result` and an n-gram part fitted on train). With `refit` (the same recipe trained on
+    train + dev) those choices carry over to the refitted parts, which are what the bundle serves;
+    its dev figures would then be in-sample, so only test is measured."""
     started = time.monotonic()
     train, dev, spaces, version = splits["train"], splits["dev"], result.spaces, path.name
+    served, fit_rows = refit or result, [*train, *dev] if refit else train
     heads = list(spaces)
     staging = Path(tempfile.mkdtemp(prefix="huying-export-"))
     try:
-        model_file, gates = _export(result, heads, dev, staging, options)
+        model_file, gates = _export(served, heads, dev, staging, options)
         shutil.copyfile(staging / "model.fp32.onnx", run / "model.fp32.onnx")
         dev_targets = {h: t.numpy() for h, t in label_ids(dev, spaces).items()}
-        encoder_dev = _onnx_logits(model_file, result, heads, dev)
+        encoder_dev = (TorchPredictor(result).logits([r.text for r in dev]) if refit
+                       else _onnx_logits(model_file, result, heads, dev))
         # the char n-gram part, trained on train like the encoder; fused by weights chosen on dev
         lexical_heads = fit_lexical_heads(train, spaces)
-        lexical_heads.save(staging / LEXICAL_HEADS)
         lexical_dev = lexical_heads.scores([normalize_text(r.text) for r in dev])
         fusion, parts = choose_fusion(encoder_dev, lexical_dev, dev_targets)
         dev_logits = fuse(encoder_dev, lexical_dev, fusion)
         calibration = fit_calibration(dev_logits, dev_targets,
                                       [h for h in options.decision_heads if h in heads] or heads,
                                       options.target_precision)
+        if refit:
+            lexical_heads = fit_lexical_heads(fit_rows, spaces)
+        lexical_heads.save(staging / LEXICAL_HEADS)
         manifest = {
             "version": version, "heads": heads, "spaces": {h: list(s) for h, s in spaces.items()},
             "max_length": result.config.max_length, "prefix": result.config.prefix,
@@ -105,13 +126,16 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
             "precision": gates["precision"], "base_encoder": result.config.base,
             "dataset": dataset.config.name, "data_hash": data_hash(train + dev),
             "splits": {k: len(v) for k, v in splits.items()},
-            "training": result.config.to_dict(), "history": result.history,
-            "training_seconds": round(result.seconds, 1), "gates": gates,
-            "fusion": fusion, "parts_dev_accuracy": parts,
+            "training": served.config.to_dict(), "history": served.history,
+            "training_seconds": round(result.seconds + (refit.seconds if refit else 0.0), 1),
+            "gates": gates, "fusion": fusion, "parts_dev_accuracy": parts,
         }
+        if refit:
+            manifest["final_fit"] = {"rows": len(fit_rows), "epochs": refit.best_epoch,
+                                     "selection_history": result.history}
         tokenizer_file = staging / "tokenizer.json"
         result.tokenizer.backend_tokenizer.save(str(tokenizer_file))
-        lexical = Lexical.fit(r.text for r in train)  # duplicate similarity's lexical half
+        lexical = Lexical.fit(r.text for r in fit_rows)  # duplicate similarity's lexical half
         files = {"model.onnx": model_file, "tokenizer.json": tokenizer_file,
                  LEXICAL_HEADS: staging / LEXICAL_HEADS,
                  LEXICAL: json.dumps(lexical.to_dict(), ensure_ascii=False)}
@@ -121,7 +145,8 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
                              taxonomy=dataset.taxonomy, calibration=calibration, metrics={},
                              model_card="draft")
         draft_router = Router(draft)
-        metrics = summary_metrics(draft_router, splits, spaces, calibration)
+        measured = {k: v for k, v in splits.items() if not (refit and k == "dev")}
+        metrics = summary_metrics(draft_router, measured, spaces, calibration)
         files[PROBES] = json.dumps(probes.record(draft_router, [r.text for r in dev[:N_PROBES]]),
                                    ensure_ascii=False)
         metrics["seconds_packaging"] = round(time.monotonic() - started, 1)
@@ -242,9 +267,13 @@ def model_card(manifest: Mapping[str, Any], metrics: Mapping[str, Any],
              f"{manifest['training']['max_length']}, {len(manifest['history'])} epochs run",
              f"- data hash `{manifest['data_hash']}`, split sizes {manifest['splits']}",
              f"- training time {manifest['training_seconds']} s; export precision "
-             f"{manifest['precision']}; gates {manifest['gates']}", "",
-             "## Accuracy (measured through the served Router)", "",
-             "| split | head | accuracy | top-3 | rows |", "| --- | --- | --- | --- | --- |"]
+             f"{manifest['precision']}; gates {manifest['gates']}"]
+    if final := manifest.get("final_fit"):
+        lines.append(f"- final fit on train + dev ({final['rows']} rows, {final['epochs']} epochs, "
+                     "the best on dev); fusion and calibration from the dev predictions of the "
+                     "fit that never saw dev; dev accuracy would be in-sample and is not reported")
+    lines += ["", "## Accuracy (measured through the served Router)", "",
+              "| split | head | accuracy | top-3 | rows |", "| --- | --- | --- | --- | --- |"]
     for split in ("dev", "test"):
         for head in manifest["heads"]:
             m = metrics.get(split, {}).get(head)

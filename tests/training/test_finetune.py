@@ -162,3 +162,13 @@ def test_training_is_reproducible_whatever_ran_before(haikou_sample, tiny_encode
     monkeypatch.setattr(ft, "load_encoder", load_after_drawing)
     again = ft.finetune(train, dev, spaces, config)
     assert first.history[0]["train_loss"] == again.history[0]["train_loss"]
+
+
+def test_without_dev_it_trains_the_given_epochs_and_keeps_the_last(haikou_sample, tiny_encoder_dir):
+    train = _records(haikou_sample, 60)
+    spaces = {"category": haikou_sample.taxonomy.labels("category")}
+    # min_steps would stretch the schedule; a refit trains exactly the epochs chosen on dev
+    config = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir), epochs=2, min_steps=500)
+    result = ft.finetune(train, [], spaces, config)
+    assert [e["epoch"] for e in result.history] == [1, 2] and result.best_epoch == 2
+    assert set(result.history[0]) == {"epoch", "train_loss"}
