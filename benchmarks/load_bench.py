@@ -43,8 +43,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from model.registry import active_bundle_path  # noqa: E402
 from model.router import Router  # noqa: E402
+from model.versions import active_bundle_path  # noqa: E402
 from serving.auth import create_key  # noqa: E402
 
 DATA = REPO / "data" / "haikou12345" / "tickets-2018-02-to-04.jsonl.gz"

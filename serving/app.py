@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 from swagger_ui_bundle import swagger_ui_path
 
-from model import registry
+from model import versions
 from model.errors import HuyingError
 from model.router import Router
 from serving.auth import KeyStore
@@ -62,7 +62,7 @@ def bundle_to_serve(settings: Settings) -> Path:
     """HUYING_BUNDLE if set, else the version in bundles_dir/ACTIVE; errors say how to fix."""
     if settings.bundle is not None:
         return settings.bundle
-    return registry.active_bundle_path(settings.bundles_dir)
+    return versions.active_bundle_path(settings.bundles_dir)
 
 
 def create_app(settings: Settings | None = None, *,

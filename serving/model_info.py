@@ -6,7 +6,7 @@ import asyncio
 import weakref
 from pathlib import Path
 
-from model import registry
+from model import versions
 from model.errors import InvalidInput
 from model.router import Router
 from serving.model_slot import ModelSlot
@@ -55,30 +55,36 @@ def describe_taxonomy(router: Router) -> TaxonomyPublic:
     return _taxonomies[router]
 
 
-async def activate(slot: ModelSlot, bundles_dir: Path, swap: SwapRequest) -> SwapResponse:
-    """Swap in the bundle named by `swap`; by version it also becomes bundles/ACTIVE."""
+async def activate(slot: ModelSlot, bundles_dir: Path, swap: SwapRequest,
+                   actor: str | None = None) -> SwapResponse:
+    """Swap in the bundle named by `swap`. By version it is a promotion (model/versions.py):
+    refused (409) if its retraining gate failed unless forced, and recorded with `actor`."""
     if (swap.version is None) == (swap.path is None):
         raise InvalidInput('give exactly one of "version" (a bundle in the bundles directory) or '
                            '"path" (a bundle directory)', field="version")
-    if swap.version is not None:
-        path = registry.bundle_path(bundles_dir, swap.version)
+    if swap.version is None:
+        if swap.force or swap.reason:
+            raise InvalidInput('"force" and "reason" apply to a promotion by "version"',
+                               field="force")
+        result = await slot.swap(Path(str(swap.path)))
     else:
-        path = Path(str(swap.path))
-    result = await slot.swap(path)
-    if swap.version is not None:
-        await asyncio.to_thread(registry.set_active, bundles_dir, swap.version)
+        promotion = await asyncio.to_thread(versions.plan_promotion, bundles_dir, swap.version,
+                                            force=swap.force, reason=swap.reason)
+        result = await slot.swap(promotion.path)  # the probes are checked before it serves
+        await asyncio.to_thread(versions.record_promotion, bundles_dir, promotion, actor)
     return SwapResponse(version=result.version, previous_version=result.previous_version,
                         active_pointer_updated=swap.version is not None, seconds=result.seconds)
 
 
 async def list_models(slot: ModelSlot, bundles_dir: Path) -> ModelListResponse:
-    summaries = await asyncio.to_thread(registry.list_bundles, bundles_dir)
+    summaries = await asyncio.to_thread(versions.list_bundles, bundles_dir)
     serving = slot.router.version if slot.router is not None else None
-    active = await asyncio.to_thread(registry.active_version, bundles_dir)
+    active = await asyncio.to_thread(versions.active_version, bundles_dir)
     return ModelListResponse(serving=serving, active=active, bundles=[
         BundleSummaryPublic(version=s.version, created=s.created, dataset=s.dataset,
                             precision=s.precision, accuracy=s.accuracy, auto_share=s.auto_share,
-                            active=s.active, serving=s.version == serving, error=s.error)
+                            active=s.active, serving=s.version == serving, gate=s.gate,
+                            error=s.error)
         for s in summaries])
 
 

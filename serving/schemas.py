@@ -337,15 +337,22 @@ class ModelPublic(BaseModel):
 
 
 class SwapRequest(BaseModel):
-    """Give exactly one: `version` (a directory in HUYING_BUNDLES_DIR) or `path` (any bundle)."""
+    """Give exactly one: `version` (a directory in HUYING_BUNDLES_DIR, promoted through its
+    retraining gate) or `path` (any bundle, served without touching bundles/ACTIVE)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"version": "haikou12345-v2"}, {"path": "/srv/huying/bundles/trial-7"}]})
+        "examples": [{"version": "haikou12345-v2"}, {"path": "/srv/huying/bundles/trial-7"},
+                     {"version": "haikou12345-v3", "force": True,
+                      "reason": "department gate failed on 30 rows; approved by the duty lead"}]})
 
     version: Annotated[str | None, Field(strict=True, max_length=128)] = None
     path: Annotated[str | None, Field(strict=True, max_length=4096)] = None
+    force: Annotated[bool, Field(strict=True, description=(
+        "promote a version whose retraining gate failed; the history records it"))] = False
+    reason: Annotated[str | None, Field(strict=True, max_length=500,
+                                        description="why, for the history")] = None
 
-    @field_validator("version", "path")
+    @field_validator("version", "path", "reason")
     @classmethod
     def _unicode(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
@@ -374,6 +381,8 @@ class BundleSummaryPublic(BaseModel):
     auto_share: float | None = None
     active: bool = Field(description="named in bundles/ACTIVE")
     serving: bool = Field(description="the version this server routes with now")
+    gate: str | None = Field(default=None, description=(
+        "pass or fail: the verdict of `huying retrain` when it made this version"))
     error: str | None = None
 
 

@@ -180,7 +180,7 @@ def test_up_reuses_a_router_trained_before_instead_of_training_again(tmp_path, m
     written) is picked up by the next run: no second 10-minute training."""
     import serving.main
     import training.cli as cli
-    from model.registry import active_version
+    from model.versions import active_version
     from training.datasets import data_hash, load_dataset
 
     yaml_path = Path(__file__).parent / "fixtures" / "haikou-sample.yaml"

@@ -332,7 +332,7 @@ def train(
                            precision=precision, target_precision=target_precision,
                            version=version, device=device, final=final)
     if activate:
-        from model.registry import set_active
+        from model.versions import set_active
 
         set_active(out, bundle.version)
         typer.echo(f"active model: {bundle.version}")
@@ -503,7 +503,7 @@ def up(
     training from its checkpoint in runs/<version>/ instead of starting again."""
     from model.bundle import load_bundle
     from model.errors import BundleError
-    from model.registry import active_version, set_active
+    from model.versions import active_version, set_active
     from serving.main import serve as run_server
     from serving.settings import load_settings
     from training.datasets import data_hash, load_dataset
@@ -567,7 +567,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The id shown by `key
 
 # ---------------------------------------------------------------- the learning loop
 
-models_app = typer.Typer(help="Bundles on disk: list, promote, roll back.", no_args_is_help=True)
+models_app = typer.Typer(help="Bundles on disk: list, promote, roll back, history.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 SWAP_HINT = ("a running server keeps its model until POST /v1/admin/model "
              '{"version": ...} (admin key) or a restart')
@@ -577,13 +577,23 @@ SWAP_HINT = ("a running server keeps its model until POST /v1/admin/model "
 @domain_errors
 def models_list(bundles: BundlesOpt = Path("bundles")) -> None:
     """Every bundle, newest first: active or not, headline accuracy, retraining gate verdict."""
-    from training.retrain import list_models
+    from model.versions import list_bundles
 
-    for entry in list_models(bundles):
-        s = entry.summary
+    for s in list_bundles(bundles):
         acc = ", ".join(f"{h} {v:.3f}" for h, v in s.accuracy.items())
         typer.echo(f"{'*' if s.active else ' '} {s.version}  {s.created or ''}  test: {acc or '-'}"
-                   f"  gate: {entry.gate or '-'}" + (f"  error: {s.error}" if s.error else ""))
+                   f"  gate: {s.gate or '-'}" + (f"  error: {s.error}" if s.error else ""))
+
+
+@models_app.command("history")
+@domain_errors
+def models_history(bundles: BundlesOpt = Path("bundles")) -> None:
+    """Every change of the active bundle, oldest first: when, what, who and why."""
+    from model.versions import activation_history
+
+    for e in activation_history(bundles):
+        typer.echo(f"{e.at}  {e.action:<8} {e.previous or '-'} → {e.version}  by {e.actor or '-'}"
+                   + (f"  ({e.reason})" if e.reason else ""))
 
 
 @models_app.command("promote")
@@ -591,14 +601,15 @@ def models_list(bundles: BundlesOpt = Path("bundles")) -> None:
 def models_promote(version: Annotated[str, typer.Argument(help="Bundle version.")],
                    bundles: BundlesOpt = Path("bundles"),
                    force: Annotated[bool, typer.Option(
-                       help="Promote even though its retraining comparison failed.")] = False
-                   ) -> None:
+                       help="Promote even though its retraining comparison failed.")] = False,
+                   reason: Annotated[str | None, typer.Option(
+                       help="Why, for the history.")] = None) -> None:
     """Make a bundle active (refused if its retraining gate failed, unless --force)."""
     import getpass
 
-    from training.retrain import promote
+    from model.versions import promote
 
-    promote(bundles, version, force=force, actor=getpass.getuser())
+    promote(bundles, version, force=force, actor=getpass.getuser(), reason=reason)
     typer.echo(f"active model: {version}; {SWAP_HINT}")
 
 
@@ -608,7 +619,7 @@ def models_rollback(bundles: BundlesOpt = Path("bundles")) -> None:
     """Make the previously active bundle active again."""
     import getpass
 
-    from training.retrain import rollback
+    from model.versions import rollback
 
     left, now = rollback(bundles, actor=getpass.getuser())
     typer.echo(f"rolled back from {left} to {now}; {SWAP_HINT}")
@@ -619,7 +630,7 @@ def models_rollback(bundles: BundlesOpt = Path("bundles")) -> None:
 def activate(version: Annotated[str, typer.Argument(help="Bundle version to make active.")],
              bundles: BundlesOpt = Path("bundles")) -> None:
     """Same as `huying models promote --force`."""
-    models_promote(version, bundles, force=True)
+    models_promote(version, bundles, force=True, reason=None)
 
 
 def _store_session() -> Any:

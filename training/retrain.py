@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model import probes, registry
-from model.errors import Conflict, DataError, InvalidInput
+from model import versions
+from model.errors import DataError, InvalidInput
 from model.hierarchy import decode
 from model.normalize import normalize_text, text_hash
 from model.taxonomy import HEADS, KEY_SEPARATOR, subcategory_key
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 KINDS = ("accept", "correct", "not_a_complaint", "split")
 CORRECTIONS_SOURCE = "corrections"
-COMPARISONS_DIR = "comparisons"  # bundles/comparisons/<version>/: no bundle.json, never listed
 SCOPES = ("test", "recent")
 
 
@@ -644,10 +643,6 @@ class RetrainResult:
     training: dict[str, Any]  # TrainingSet.summary() plus the held-out count
 
 
-def comparison_dir(bundles_dir: str | Path, version: str) -> Path:
-    return Path(bundles_dir) / COMPARISONS_DIR / registry.check_version(version)
-
-
 def retrain(dataset_yaml: str | Path | Dataset, corrections: Iterable[Mapping[str, Any]],
             bundles_dir: str | Path, config: FinetuneConfig, *, promote: bool,
             settings: RetrainConfig | None = None, options: BuildOptions | None = None,
@@ -664,8 +659,8 @@ def retrain(dataset_yaml: str | Path | Dataset, corrections: Iterable[Mapping[st
     bundles_dir = Path(bundles_dir)
     dataset = dataset_yaml if isinstance(dataset_yaml, Dataset) else load_dataset(dataset_yaml)
     # Fail before hours of training if the active bundle cannot be found.
-    current_path = (registry.active_bundle_path(bundles_dir)
-                    if registry.active_version(bundles_dir) else None)
+    current_path = (versions.active_bundle_path(bundles_dir)
+                    if versions.active_version(bundles_dir) else None)
     to_train, held_out = hold_out_recent(dataset, corrections, settings.holdout_share)
     ts = training_set(dataset, to_train, recent_weight=settings.recent_weight,
                       recent_days=settings.recent_days)
@@ -678,74 +673,13 @@ def retrain(dataset_yaml: str | Path | Dataset, corrections: Iterable[Mapping[st
     comparison = compare(Router(bundle), current, ts.test, correction_records(held_out),
                          tolerance=g.tolerance, department_tolerance=g.department_tolerance,
                          min_support=g.min_support, significance=g.significance)
-    report = write_comparison(comparison, comparison_dir(bundles_dir, bundle.version))
+    report = write_comparison(comparison, versions.comparison_dir(bundles_dir, bundle.version))
     training = {**ts.summary(), "held_out_recent": len(held_out)}
     (report / "training.json").write_text(json.dumps(training, ensure_ascii=False, indent=1),
                                           encoding="utf-8")
     promoted = False
     if promote and comparison.passed:
-        registry.set_active(bundles_dir, bundle.version, action="promote", actor=actor)
+        versions.promote(bundles_dir, bundle.version, actor=actor,
+                         reason=f"passed its gate against {comparison.current}")
         promoted = True
     return RetrainResult(bundle.version, bundle.path, comparison, report, promoted, training)
-
-
-# --- model management ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One bundle as `huying models list` shows it."""
-
-    summary: registry.BundleSummary
-    gate: str | None  # "pass", "fail", or None when it has no comparison report
-    report: Path | None
-
-
-def load_comparison(bundles_dir: str | Path, version: str) -> Comparison | None:
-    """The comparison written when `version` was retrained, or None if it has none."""
-    path = comparison_dir(bundles_dir, version) / "comparison.json"
-    if not path.is_file():
-        return None
-    try:
-        return Comparison.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path} is not a readable comparison ({exc}); rerun `huying retrain` "
-                        "or promote with --force") from exc
-
-
-def list_models(bundles_dir: str | Path) -> list[ModelEntry]:
-    """Every bundle, newest first, with its gate verdict when it was made by `retrain`."""
-    out = []
-    for s in registry.list_bundles(Path(bundles_dir)):
-        report = comparison_dir(bundles_dir, s.version) / "report.md"
-        try:
-            comparison = load_comparison(bundles_dir, s.version)
-        except DataError:
-            comparison = None
-        gate = None if comparison is None else ("pass" if comparison.passed else "fail")
-        out.append(ModelEntry(s, gate, report if report.is_file() else None))
-    return out
-
-
-def promote(bundles_dir: str | Path, version: str, *, force: bool = False,
-            actor: str | None = None) -> Path:
-    """Make `version` active. Refused when its comparison report failed, unless `force`."""
-    path = registry.bundle_path(Path(bundles_dir), version)
-    comparison = load_comparison(bundles_dir, version)
-    if comparison is not None and not comparison.passed and not force:
-        raise Conflict(f"{version} failed its comparison with {comparison.current}: "
-                       + "; ".join(comparison.reasons[:3])
-                       + (f" (and {len(comparison.reasons) - 3} more)"
-                          if len(comparison.reasons) > 3 else "")
-                       + f". See {comparison_dir(bundles_dir, version) / 'report.md'}; promote "
-                       "anyway with --force")
-    probes.check_bundle(path)  # a damaged model.onnx is refused before it is made active
-    registry.set_active(Path(bundles_dir), version, action="promote", actor=actor)
-    return path
-
-
-def rollback(bundles_dir: str | Path, *, actor: str | None = None) -> tuple[str | None, str]:
-    """Make the previously active version active again: (version left, version now active)."""
-    target = registry.rollback_target(Path(bundles_dir))
-    if target is not None:  # a damaged model.onnx is refused before it is made active again
-        probes.check_bundle(registry.bundle_path(Path(bundles_dir), target))
-    return registry.rollback(Path(bundles_dir), actor=actor)

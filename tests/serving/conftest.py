@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL, make_url
 
-from model.registry import set_active
+from model.versions import set_active
 from serving.app import create_app
 from serving.auth import Role, create_key
 from serving.settings import Settings, load_settings

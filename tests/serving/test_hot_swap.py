@@ -41,6 +41,33 @@ def test_swap_by_version_serves_it_and_updates_active(client, headers, bundles_d
     assert 'huying_model_info{version="tiny-v2"} 1.0' in client.get("/metrics").text
 
 
+def test_a_version_that_failed_its_gate_is_refused_unless_forced_on_the_record(
+        client, headers, bundles_dir, keys):
+    from model import versions
+
+    report = bundles_dir / "comparisons" / "tiny-v2"
+    report.mkdir(parents=True)
+    (report / "comparison.json").write_text(json.dumps({
+        "candidate": "tiny-v2", "current": "router tiny-v1", "passed": False,
+        "reasons": ["test department accuracy 0.650 vs 0.690 (limit -0.5 points)"]}))
+    r = client.post("/v1/admin/model", json={"version": "tiny-v2"}, headers=headers["admin"])
+    assert r.status_code == 409, r.text
+    assert "failed its comparison" in r.json()["error"]["message"]
+    assert versions.active_version(bundles_dir) == "tiny-v1"
+    assert client.get("/readyz").json()["model_version"] == "tiny-v1"
+    listed = client.get("/v1/admin/models", headers=headers["admin"]).json()["bundles"]
+    assert {b["version"]: b["gate"] for b in listed} == {"tiny-v1": None, "tiny-v2": "fail"}
+
+    r = client.post("/v1/admin/model", headers=headers["admin"],
+                    json={"version": "tiny-v2", "force": True, "reason": "approved by the lead"})
+    assert r.status_code == 200, r.text
+    assert client.get("/readyz").json()["model_version"] == "tiny-v2"
+    last = versions.activation_history(bundles_dir)[-1]
+    assert (last.action, last.version, last.previous) == ("promote", "tiny-v2", "tiny-v1")
+    assert keys["admin"].split("_")[1] in last.actor  # the key that did it
+    assert last.reason.startswith("approved by the lead; forced past a failed gate: test department")
+
+
 def test_swap_by_path_leaves_active_alone(client, headers, bundles_dir, tmp_path, tiny_bundle,
                                           bundle_copy):
     elsewhere = bundle_copy(tiny_bundle.path, tmp_path, "trial-7")
@@ -97,6 +124,8 @@ def test_a_broken_bundle_is_refused_and_the_old_one_keeps_serving(client, header
     ({"version": "tiny-v2", "path": "/tmp"}, 422, "version"),
     ({"version": 2}, 422, "version"),
     ({"model": "tiny-v2"}, 422, "model"),
+    ({"path": "/tmp", "force": True}, 422, "force"),
+    ({"version": "tiny-v2", "force": "yes"}, 422, "force"),
     ([], 422, "body"),
 ])
 def test_bad_swap_requests(client, headers, body, status, field):

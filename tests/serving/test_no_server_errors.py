@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
-from model.registry import set_active
+from model.versions import set_active
 from serving.app import create_app
 from serving.settings import load_settings
 

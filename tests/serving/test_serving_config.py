@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from model import registry
+from model import versions
 from model.errors import InvalidInput, NotFound
 from serving.settings import SettingsError, load_settings
 
@@ -50,27 +50,27 @@ def test_invalid_or_unsafe_settings_are_refused_with_the_variable_named(override
 
 
 def test_active_pointer_round_trip(bundles_dir):
-    assert registry.active_version(bundles_dir) == "tiny-v1"
-    assert registry.set_active(bundles_dir, "tiny-v2") == bundles_dir / "tiny-v2"
-    assert registry.active_bundle_path(bundles_dir) == bundles_dir / "tiny-v2"
+    assert versions.active_version(bundles_dir) == "tiny-v1"
+    assert versions.set_active(bundles_dir, "tiny-v2") == bundles_dir / "tiny-v2"
+    assert versions.active_bundle_path(bundles_dir) == bundles_dir / "tiny-v2"
     assert (bundles_dir / "ACTIVE").read_text() == "tiny-v2\n"
 
 
 def test_active_pointer_errors_say_how_to_fix(tmp_path, bundles_dir):
     with pytest.raises(NotFound, match="huying train"):
-        registry.active_bundle_path(tmp_path / "empty")
+        versions.active_bundle_path(tmp_path / "empty")
     with pytest.raises(NotFound, match="available: tiny-v1, tiny-v2"):
-        registry.set_active(bundles_dir, "tiny-v3")
+        versions.set_active(bundles_dir, "tiny-v3")
     for bad in ("../etc", "a/b", ".hidden", "", "x" * 200):
         with pytest.raises(InvalidInput):
-            registry.set_active(bundles_dir, bad)
+            versions.set_active(bundles_dir, bad)
 
 
 def test_list_bundles_reads_metrics_and_flags_broken_ones(bundles_dir):
     (bundles_dir / "junk").mkdir()  # no bundle.json: not listed
     (bundles_dir / "bad").mkdir()
     (bundles_dir / "bad" / "bundle.json").write_text("{nope")
-    by_version = {s.version: s for s in registry.list_bundles(bundles_dir)}
+    by_version = {s.version: s for s in versions.list_bundles(bundles_dir)}
     assert set(by_version) == {"tiny-v1", "tiny-v2", "bad"}
     assert by_version["tiny-v1"].active and not by_version["tiny-v2"].active
     assert 0 <= by_version["tiny-v1"].accuracy["department"] <= 1

@@ -10,20 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import registry
+from model import versions
 from model.errors import BundleError, Conflict, DataError, InvalidInput
 from model.normalize import normalize_text
+from model.versions import promote, rollback
 from training.datasets import Record, load_dataset
 from training.retrain import (
     Comparison,
     compare,
     correction_records,
     hold_out_recent,
-    list_models,
-    load_comparison,
-    promote,
     retrain,
-    rollback,
     training_set,
     write_comparison,
 )
@@ -275,7 +272,7 @@ def test_the_comparison_is_written_and_read_back(tmp_path):
 # --- model management ---------------------------------------------------------------------------
 
 @pytest.fixture
-def versions(tmp_path, tiny_bundle, bundle_copy):
+def bundles_with(tmp_path, tiny_bundle, bundle_copy):
     """A bundles directory holding copies of the tiny bundle under the versions asked for."""
     def make(*names: str) -> Path:
         root = tmp_path / "bundles"
@@ -287,21 +284,21 @@ def versions(tmp_path, tiny_bundle, bundle_copy):
     return make
 
 
-def test_promote_and_rollback_walk_the_history(versions):
-    root = versions("v1", "v2", "v3")
-    registry.set_active(root, "v1")
+def test_promote_and_rollback_walk_the_history(bundles_with):
+    root = bundles_with("v1", "v2", "v3")
+    versions.set_active(root, "v1")
     with pytest.raises(Conflict, match="nothing to roll back to"):
         rollback(root)
     promote(root, "v2", actor="lead")
     promote(root, "v3")
-    assert registry.active_version(root) == "v3"
+    assert versions.active_version(root) == "v3"
     assert rollback(root, actor="lead") == ("v3", "v2")
     assert rollback(root) == ("v2", "v1")  # twice back, not back and forth
     with pytest.raises(Conflict):
         rollback(root)
     promote(root, "v3")
     assert rollback(root) == ("v3", "v1")
-    history = registry.activation_history(root)
+    history = versions.activation_history(root)
     assert [(h.action, h.version, h.previous) for h in history] == [
         ("activate", "v1", None), ("promote", "v2", "v1"), ("promote", "v3", "v2"),
         ("rollback", "v2", "v3"), ("rollback", "v1", "v2"), ("promote", "v3", "v1"),
@@ -309,42 +306,45 @@ def test_promote_and_rollback_walk_the_history(versions):
     assert history[1].actor == "lead"
 
 
-def test_rollback_of_a_pointer_set_before_the_history(versions):
-    root = versions("v1", "v2")
+def test_rollback_of_a_pointer_set_before_the_history(bundles_with):
+    root = bundles_with("v1", "v2")
     (root / "ACTIVE").write_text("v1\n", encoding="utf-8")  # written by an older Huying
-    registry.set_active(root, "v2")
+    versions.set_active(root, "v2")
     assert rollback(root) == ("v2", "v1")
 
 
-def test_promote_refuses_a_failed_comparison_unless_forced(versions):
-    root = versions("v1", "v2")
-    registry.set_active(root, "v1")
+def test_promote_refuses_a_failed_comparison_unless_forced(bundles_with):
+    root = bundles_with("v1", "v2")
+    versions.set_active(root, "v1")
     records, candidate, current = _gate_case()
     write_comparison(compare(candidate, current, records), root / "comparisons" / "v2")
     with pytest.raises(Conflict, match="交通局.*--force"):
         promote(root, "v2")
-    assert registry.active_version(root) == "v1"
-    entries = {e.summary.version: e for e in list_models(root)}
-    assert entries["v2"].gate == "fail" and entries["v2"].report is not None
-    assert entries["v1"].gate is None and entries["v1"].summary.active
-    promote(root, "v2", force=True)
-    assert registry.active_version(root) == "v2"
-    assert load_comparison(root, "v1") is None
+    assert versions.active_version(root) == "v1"
+    entries = {s.version: s for s in versions.list_bundles(root)}
+    assert entries["v2"].gate == "fail" and entries["v1"].gate is None and entries["v1"].active
+    assert versions.gate_verdict(root, "v2").report is not None
+    promote(root, "v2", force=True, actor="lead", reason="approved")
+    assert versions.active_version(root) == "v2"
+    assert versions.gate_verdict(root, "v1") is None
+    last = versions.activation_history(root)[-1]
+    assert (last.action, last.actor) == ("promote", "lead")
+    assert last.reason.startswith("approved; forced past a failed gate: ") and "交通局" in last.reason
 
 
 @pytest.mark.parametrize("damage", ["nan", "scrambled"])
-def test_promote_and_rollback_refuse_a_damaged_model(versions, damage_weights, damage):
-    root = versions("v1", "v2")
-    registry.set_active(root, "v1")
+def test_promote_and_rollback_refuse_a_damaged_model(bundles_with, damage_weights, damage):
+    root = bundles_with("v1", "v2")
+    versions.set_active(root, "v1")
     damage_weights(root / "v2", damage)
     with pytest.raises(BundleError, match="probe complaints"):
         promote(root, "v2")
-    assert registry.active_version(root) == "v1"
-    registry.set_active(root, "v2")  # made active by hand; then v1 is damaged too
+    assert versions.active_version(root) == "v1"
+    versions.set_active(root, "v2")  # made active by hand; then v1 is damaged too
     damage_weights(root / "v1", damage)
     with pytest.raises(BundleError, match="probe complaints"):
         rollback(root)
-    assert registry.active_version(root) == "v2"
+    assert versions.active_version(root) == "v2"
 
 
 # --- the whole retrain, with the tiny encoder ---------------------------------------------------
@@ -358,7 +358,7 @@ def test_retrain_builds_compares_and_promotes(tmp_path, haikou_sample, tiny_bund
     root = tmp_path / "bundles"
     root.mkdir()
     shutil.copytree(tiny_bundle.path, root / "tiny-v1")
-    registry.set_active(root, "tiny-v1")
+    versions.set_active(root, "tiny-v1")
     splits = haikou_sample.split()
     fix, test_row = splits["train"][0], splits["test"][0]
     department = _other(haikou_sample, "department", fix.labels["department"])
@@ -377,7 +377,7 @@ def test_retrain_builds_compares_and_promotes(tmp_path, haikou_sample, tiny_bund
     assert result.training["overridden"] == 1
     assert result.training["excluded"] == [{"complaint_id": test_row.id,
                                             "reason": "complaint is in the frozen test split"}]
-    assert result.promoted and registry.active_version(root) == "tiny-v2"
+    assert result.promoted and versions.active_version(root) == "tiny-v2"
     assert rollback(root) == ("tiny-v2", "tiny-v1")
     manifest = json.loads((root / "tiny-v2" / "bundle.json").read_text(encoding="utf-8"))
     assert manifest["splits"] == {"train": len(splits["train"]), "dev": len(splits["dev"]),
