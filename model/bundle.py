@@ -14,6 +14,9 @@
                       manifest's `fusion` weights (model/lexical_heads.py); absent: encoder only
     probes.json       dev texts and the answers this bundle gave for them, checked again before
                       it serves (model/probes.py)
+    duplicates.json   the same-event threshold and floor of this bundle's duplicate similarity
+                      (its own scale), chosen on labelled pairs when it was trained; absent: the
+                      server's defaults
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from model.taxonomy import Taxonomy
 FORMAT = 1
 MANIFEST = "bundle.json"
 LEXICAL = "lexical.json"
+DUPLICATES = "duplicates.json"
 PARTS = ("model.onnx", "tokenizer.json", "taxonomy.json", "calibration.json", "metrics.json",
          "model_card.md")
 
@@ -79,6 +83,11 @@ class Bundle:
         """The char n-gram part of the router (model/lexical_heads.py); None: encoder only."""
         path = self.path / LEXICAL_HEADS
         return LexicalHeads.load(path) if path.is_file() else None
+
+    def duplicate_thresholds(self) -> dict[str, Any] | None:
+        """The calibrated same-event threshold and floor (training/duplicates.py `calibrate`)."""
+        path = self.path / DUPLICATES
+        return _read_json(path) if path.is_file() else None
 
     def lexical(self) -> Lexical | None:
         path = self.path / LEXICAL

@@ -21,10 +21,9 @@ same hash (similarity 1.0), `same_event` when exact or the similarity reaches th
 threshold, else it is only similar; nothing below the floor is returned. The similarity is the
 bundle's: the blend of embedding and char n-gram TF-IDF cosines (model/lexical.py), or the
 embedding cosine for a bundle without `lexical.json`. Threshold and floor come
-from HUYING_DUPLICATE_THRESHOLD / HUYING_DUPLICATE_FLOOR if set, else from
-`HUYING_INDEX_DIR/<version>/threshold.json` (written by `huying train` and by
-`huying duplicates --save-threshold`, calibrated on real pairs), else the defaults
-below. The window is the `HUYING_DUPLICATE_WINDOW_DAYS` (30) days up to the complaint's
+from HUYING_DUPLICATE_THRESHOLD / HUYING_DUPLICATE_FLOOR if set (an operator's override), else
+from the bundle's `duplicates.json` (calibrated on real pairs by `huying train`), else the
+defaults below. The window is the `HUYING_DUPLICATE_WINDOW_DAYS` (30) days up to the complaint's
 `received_at` (or now).
 
 The registry behind /v1/complaints, which stores complaints and feeds this index, is
@@ -33,7 +32,6 @@ serving/complaints.py.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -62,15 +60,14 @@ from serving.store.tables import Complaint
 
 log = logging.getLogger("huying.serving")
 
-# Thresholds used when neither a setting nor a measured threshold.json gives one (`huying train`
-# writes one for every bundle it builds). Measured with `huying duplicates --model
+# Thresholds used when neither a setting nor the bundle's duplicates.json gives one (`huying
+# train` calibrates one for every bundle it builds). Measured with `huying duplicates --model
 # bundles/haikou12345-quick-1` (blended similarity; 804 near-duplicate pairs from real follow-ups
 # and repeated messages, split by time): 0.4917 had the best F1 on the calibration half (0.95)
 # and gave precision 0.97, recall 0.80 on the evaluation half; 0.461 kept 95% of the calibration
 # positives. Each model has its own scale (the full bundle's threshold is 0.437).
 DEFAULT_SAME_EVENT = 0.49
 DEFAULT_FLOOR = 0.46
-THRESHOLD_FILE = "threshold.json"  # written by training/duplicates.py save_threshold
 METADATA_KEYS = ("channel", "location")
 EMBED_BATCH = 64
 _REPLAY_UNDER_LOCK = 16  # journal entries left to replay while holding the lock at the swap
@@ -83,7 +80,7 @@ class DuplicatePolicy:
     window: timedelta = timedelta(days=30)
     top_k: int = 5
     match: tuple[str, ...] = ()  # metadata keys that must be equal (channel, location)
-    threshold: float | None = None  # None: threshold.json of the version, else the default
+    threshold: float | None = None  # None: the bundle's duplicates.json, else the default
     floor: float | None = None
 
     @classmethod
@@ -123,7 +120,7 @@ class Entry:
 class Thresholds:
     same_event: float
     floor: float
-    source: str  # "settings", the threshold.json path, or "default"
+    source: str  # "settings", "bundle <version>", or "default"
 
 
 class DuplicateService:
@@ -215,8 +212,8 @@ class DuplicateService:
     def thresholds(self) -> Thresholds:
         with self._lock:
             if self._thresholds is None:
-                version = None if self._index is None else self._index.model_version
-                self._thresholds = self._load_thresholds(version)
+                self._thresholds = self._load_thresholds(
+                    self._router if self._index is not None else None)
             return self._thresholds
 
     # -- searching -------------------------------------------------------------------------------
@@ -464,7 +461,7 @@ class DuplicateService:
                     self._index, self._router, self._journal = index, router, None
                     # writes that failed on the old index are in the store read or the journal
                     self._needs_rebuild = False
-                    self._thresholds = self._load_thresholds(index.model_version)
+                    self._thresholds = self._load_thresholds(router)
                     self._build_error = None
                     self._changed.notify_all()
                     return
@@ -491,17 +488,16 @@ class DuplicateService:
                 vectors[i] = v
         return np.vstack([np.asarray(v, np.float32) for v in vectors])
 
-    def _load_thresholds(self, version: str | None) -> Thresholds:
+    def _load_thresholds(self, router: Router | None) -> Thresholds:
         same, floor, source = DEFAULT_SAME_EVENT, DEFAULT_FLOOR, "default"
-        path = None if version is None else self.index_root / version / THRESHOLD_FILE
-        if path is not None and path.is_file():
+        record = None if router is None else router.bundle.duplicate_thresholds()
+        if record is not None:
             try:
-                record = json.loads(path.read_text(encoding="utf-8"))
                 same, floor = float(record["same_event"]), float(record["floor"])
-                source = str(path)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.error("%s is unreadable (%s); using the default duplicate thresholds",
-                          path, exc)
+                source = f"bundle {router.version}"  # type: ignore[union-attr]
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("duplicates.json of %s is unreadable (%s); using the default duplicate "
+                          "thresholds", router.version, exc)  # type: ignore[union-attr]
         if self.policy.threshold is not None:
             same, source = self.policy.threshold, "settings"
         if self.policy.floor is not None:

@@ -63,8 +63,8 @@ class Settings(BaseSettings):
 
     # Duplicates (serving/duplicates.py): the similarity index of registered complaints lives in
     # index_dir/<model version>/. Thresholds are on the served similarity (model/lexical.py);
-    # unset, they come from the calibrated index_dir/<version>/threshold.json (written by
-    # `huying train`, `retrain` and `duplicates`), else the defaults there.
+    # unset, they come from the bundle's calibrated duplicates.json (written by `huying train`
+    # and `retrain`), else the defaults there.
     index_dir: Path = Path("var/index")
     index_save_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     duplicate_threshold: Annotated[float | None, Field(ge=-1, le=1)] = None  # same event

@@ -366,29 +366,7 @@ def _train_router(dataset_yaml: Path, preset: str, out: Path, **options: Any) ->
                               for h in bundle.heads if h in m)
             typer.echo(f"{split}: {heads}; auto {m['auto_share']:.1%} "
                        f"at precision {m['auto_precision']}")
-    _calibrate_duplicates(bundle.path)
     return bundle
-
-
-def _calibrate_duplicates(bundle_path: Path) -> None:
-    """Choose the new bundle's same-event threshold on real labelled pairs and save it where the
-    server reads it (HUYING_INDEX_DIR/<version>/threshold.json): its similarity has its own scale."""
-    from serving.settings import load_settings
-    from training.duplicates import evaluate_bundle
-
-    typer.echo("calibrating the duplicate threshold on real follow-up and repeat pairs ...")
-    try:
-        report = evaluate_bundle(bundle_path, index_dir=load_settings().index_dir)
-    except HuyingError as exc:
-        typer.secho(f"duplicate threshold not calibrated ({exc}); the server uses its defaults",
-                    fg=typer.colors.YELLOW)
-        return
-    served, tfidf = report["methods"]["served"], report["methods"]["tfidf"]["evaluation"]
-    e = served["evaluation"]
-    typer.echo(f"duplicates: same-event threshold {served['threshold']:.3f}; on {e['pairs']} "
-               f"held-out pairs precision {e['precision']:.3f}, recall {e['recall']:.3f}, "
-               f"AP {e['average_precision']:.3f} (char TF-IDF baseline AP "
-               f"{tfidf['average_precision']:.3f}); saved to {report['threshold_file']}")
 
 
 @app.command()
@@ -400,24 +378,19 @@ def duplicates(
                                                "(default: built from the Haikou and Teddy "
                                                "data).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write report.json and report.md here.")] = None,
-    save_threshold: Annotated[bool, typer.Option(help="Save the threshold where the server "
-                                                 "reads it: HUYING_INDEX_DIR/<version>/.")] = False,
 ) -> None:
     """Duplicate similarity on labelled pairs: ROC-AUC, average precision, precision and recall
-    at the threshold chosen on the earlier half, beside char TF-IDF cosine.
+    at the threshold chosen on the earlier half, beside char TF-IDF cosine. (`huying train`
+    keeps the threshold in the bundle; HUYING_DUPLICATE_THRESHOLD overrides it on a server.)
 
     Example: huying duplicates --model bundles/haikou12345-full-1 --out runs/dup-eval
     """
-    from serving.settings import load_settings
     from training.duplicates import evaluate_bundle, render_table
 
     if pairs is not None and not pairs.is_file():
         raise DataError(f"{pairs} does not exist; pass a JSONL file of labelled pairs")
-    report = evaluate_bundle(model, pairs, out_dir=out,
-                             index_dir=load_settings().index_dir if save_threshold else None)
+    report = evaluate_bundle(model, pairs, out_dir=out)
     typer.echo(render_table(report))
-    if "threshold_file" in report:
-        typer.echo(f"threshold saved to {report['threshold_file']}")
 
 
 @app.command()
@@ -674,7 +647,6 @@ def retrain(
     typer.echo(f"candidate {result.version}: gate {verdict}; report {result.report_dir / 'report.md'}")
     for reason in result.comparison.reasons:
         typer.echo(f"  - {reason}")
-    _calibrate_duplicates(result.bundle_path)  # whenever it is served, with its own threshold
     typer.echo(f"promoted; {SWAP_HINT}" if result.promoted else "not promoted")
 
 

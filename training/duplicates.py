@@ -5,8 +5,8 @@
     report = evaluate_pairs(pairs, router.embed, router.lexical)
     report["methods"]["served"]["evaluation"]["average_precision"]
 
-`huying duplicates` runs `evaluate_bundle`; `huying train` saves the threshold it chooses where the
-server reads it (serving/duplicates.py).
+`huying duplicates` runs `evaluate_bundle`; `huying train` keeps the threshold `calibrate` chooses
+in the bundle (duplicates.json), where the server reads it (serving/duplicates.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from training.pairs import SPLITS, Pair, read_pairs, split_by_time, summarize, w
 FLOOR_RECALL = 0.95
 SERVED_BLEND = (f"{EMBEDDING_WEIGHT:g} x embedding cosine + {1 - EMBEDDING_WEIGHT:g} x "
                 "char 1-3-gram TF-IDF cosine (bundle IDF)")
-THRESHOLD_FILE = "threshold.json"  # read by serving/duplicates.py from var/index/<version>/
 
 
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
@@ -207,23 +206,24 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def threshold_record(report: Mapping[str, Any], model_version: str) -> dict[str, Any]:
-    """What serving reads from var/index/<version>/threshold.json (see serving/duplicates.py)."""
+    """What a bundle keeps in duplicates.json and serving reads (see serving/duplicates.py)."""
     m = report["methods"]["served"]
     return {"model_version": model_version, "same_event": m["threshold"], "floor": m["floor"],
             "method": report["served_similarity"], "rule": report["rule"],
-            "evaluation": m["evaluation"], "pairs": report["near_duplicates"],
+            "evaluation": m["evaluation"],
+            "baseline_average_precision": report["methods"]["tfidf"]["evaluation"][
+                "average_precision"],
+            "pairs": report["near_duplicates"], "pairs_from": report.get("pairs_from"),
             "created": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def save_threshold(report: Mapping[str, Any], index_dir: Path, model_version: str) -> Path:
-    """Write the served similarity's threshold where serving reads it: index_dir/<version>/threshold.json."""
-    target = Path(index_dir) / model_version / THRESHOLD_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(threshold_record(report, model_version), ensure_ascii=False,
-                              indent=1), encoding="utf-8")
-    tmp.replace(target)
-    return target
+def calibrate(router: Any, pairs_path: Path | None = None) -> dict[str, Any]:
+    """The same-event threshold and floor of `router`'s similarity, chosen on labelled pairs (a
+    JSONL file, or built from the vendored data), as its bundle records them."""
+    pairs, provenance = _pairs(pairs_path)
+    report = evaluate_pairs(pairs, router.embed, router.lexical)
+    report["pairs_from"] = provenance
+    return threshold_record(report, router.version)
 
 
 def render_table(report: Mapping[str, Any]) -> str:
@@ -259,27 +259,16 @@ def render_table(report: Mapping[str, Any]) -> str:
 def evaluate_bundle(bundle: Path, pairs_path: Path | None = None, *,
                     haikou_dir: Path | None = None, teddy_dir: Path | None = None,
                     write_pairs_to: Path | None = None, out_dir: Path | None = None,
-                    index_dir: Path | None = None, threads: int = 1) -> dict[str, Any]:
+                    threads: int = 1) -> dict[str, Any]:
     """`huying duplicates`: a bundle's duplicate similarity against char TF-IDF on labelled
-    pairs (a JSONL file, or built from the data), write report.json/report.md to `out_dir`, and
-    with `index_dir` save the threshold where serving reads it."""
+    pairs (a JSONL file, or built from the data); report.json/report.md written to `out_dir`."""
     from model.router import Router
 
-    if pairs_path is not None:
-        pairs = read_pairs(pairs_path)
-        provenance = str(pairs_path)
-    else:
-        default_haikou, default_teddy = pair_data.default_sources()
-        haikou_dir = haikou_dir or default_haikou
-        teddy_dir = teddy_dir if teddy_dir is not None else default_teddy
-        pairs = pair_data.build_pairs(haikou_dir, teddy_dir)
-        provenance = f"built from {haikou_dir}" + (f" and {teddy_dir}" if teddy_dir else
-                                                    " (no Teddy messages found)")
+    pairs, provenance = _pairs(pairs_path, haikou_dir, teddy_dir)
     if write_pairs_to is not None:
         write_pairs(pairs, write_pairs_to)
-    # One text per call: an int8 bundle's outputs depend on the other rows of a batch (dynamic
-    # quantisation scales activations per batch), so batching would make scores depend on which
-    # texts happen to be evaluated together.
+    # One text per call: a bundle exported with dynamic int8 (before weight-only int8) gives
+    # outputs that depend on the other rows of a batch, so scores would depend on batch-mates.
     router = Router.load(bundle, threads=threads, batch_size=1)
     started = datetime.now(UTC)
     report = evaluate_pairs(pairs, router.embed, router.lexical)
@@ -292,6 +281,16 @@ def evaluate_bundle(bundle: Path, pairs_path: Path | None = None, *,
                                              encoding="utf-8")
         (out_dir / "report.md").write_text(f"# Duplicates: {router.version}\n\n"
                                            f"{render_table(report)}\n", encoding="utf-8")
-    if index_dir is not None:
-        report["threshold_file"] = str(save_threshold(report, index_dir, router.version))
     return report
+
+
+def _pairs(pairs_path: Path | None, haikou_dir: Path | None = None,
+           teddy_dir: Path | None = None) -> tuple[list[Pair], str]:
+    if pairs_path is not None:
+        return read_pairs(pairs_path), str(pairs_path)
+    default_haikou, default_teddy = pair_data.default_sources()
+    haikou_dir = haikou_dir or default_haikou
+    teddy_dir = teddy_dir if teddy_dir is not None else default_teddy
+    return pair_data.build_pairs(haikou_dir, teddy_dir), (
+        f"built from {haikou_dir}" + (f" and {teddy_dir}" if teddy_dir else
+                                      " (no Teddy messages found)"))

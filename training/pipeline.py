@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from model import probes
-from model.bundle import LEXICAL, Bundle, write_bundle
+from model.bundle import DUPLICATES, LEXICAL, Bundle, write_bundle
 from model.calibration import Calibration, softmax
-from model.errors import BundleError, DataError
+from model.errors import BundleError, DataError, HuyingError
 from model.lexical import Lexical
 from model.lexical_heads import FILE as LEXICAL_HEADS
 from model.lexical_heads import LexicalHeads, fuse
@@ -46,6 +46,10 @@ class BuildOptions:
     # After choosing epochs, fusion and calibration on dev, refit the encoder and the n-gram part
     # on train + dev (test stays held out) and serve that: every labelled row the user has.
     final: bool = False
+    # The duplicate threshold kept in the bundle: chosen on these labelled pairs (JSONL), or on
+    # pairs built from the vendored data when None; False skips it (the server's defaults).
+    calibrate_duplicates: bool = True
+    duplicate_pairs: Path | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in ("int8", "fp32"):
@@ -149,6 +153,9 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
         metrics = summary_metrics(draft_router, measured, spaces, calibration)
         files[PROBES] = json.dumps(probes.record(draft_router, [r.text for r in dev[:N_PROBES]]),
                                    ensure_ascii=False)
+        if options.calibrate_duplicates and (thresholds := _duplicate_thresholds(
+                draft_router, options.duplicate_pairs)):
+            files[DUPLICATES] = json.dumps(thresholds, ensure_ascii=False, indent=1)
         metrics["seconds_packaging"] = round(time.monotonic() - started, 1)
         bundle = write_bundle(path, manifest=manifest, files=files,
                               taxonomy=dataset.taxonomy, calibration=calibration, metrics=metrics,
@@ -156,6 +163,25 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return bundle
+
+
+def _duplicate_thresholds(router: Router, pairs: Path | None) -> dict[str, Any] | None:
+    """The bundle's same-event threshold: its similarity has its own scale."""
+    from training.duplicates import calibrate
+
+    print("calibrating the duplicate threshold on real follow-up and repeat pairs ...", flush=True)
+    try:
+        record = calibrate(router, pairs)
+    except HuyingError as exc:
+        print(f"duplicate threshold not calibrated ({exc}); the server uses its defaults",
+              flush=True)
+        return None
+    e = record["evaluation"]
+    print(f"duplicates: same-event threshold {record['same_event']:.3f}; on {e['pairs']} held-out "
+          f"pairs precision {e['precision']:.3f}, recall {e['recall']:.3f}, AP "
+          f"{e['average_precision']:.3f} (char TF-IDF baseline AP "
+          f"{record['baseline_average_precision']:.3f})", flush=True)
+    return record
 
 
 def save_torch(result: FinetuneResult, path: Path) -> None:

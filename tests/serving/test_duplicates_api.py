@@ -339,15 +339,14 @@ def test_an_index_failure_is_logged_and_repaired_from_the_store(app_client, head
     assert duplicates.last_build["how"] == "rebuilt"
 
 
-def test_a_measured_threshold_file_is_used(dup_settings, headers, tmp_path):
-    folder = tmp_path / "index" / "tiny-v1"
-    folder.mkdir(parents=True)
-    (folder / "threshold.json").write_text(json.dumps({"same_event": 0.5, "floor": 0.2}))
+def test_without_a_calibrated_bundle_or_settings_the_defaults_are_used(dup_settings):
+    from serving.duplicates import DEFAULT_FLOOR, DEFAULT_SAME_EVENT
+
     with TestClient(create_app(dup_settings(duplicate_threshold=None,
                                             duplicate_floor=None))) as c:
         limits = c.app.state.duplicates.thresholds()
-        assert (limits.same_event, limits.floor) == (0.5, 0.2)
-        assert limits.source.endswith("threshold.json")
+        assert (limits.same_event, limits.floor, limits.source) == (
+            DEFAULT_SAME_EVENT, DEFAULT_FLOOR, "default")
     with TestClient(create_app(dup_settings(duplicate_threshold=0.9))) as c:
         assert c.app.state.duplicates.thresholds().source == "settings"
 

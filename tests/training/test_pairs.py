@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,6 @@ from training.duplicates import (
     evaluate_pairs,
     recall_floor,
     render_table,
-    save_threshold,
 )
 from training.pairs import Pair, build_pairs, read_pairs, split_by_time, write_pairs
 
@@ -236,29 +236,13 @@ def test_pairs_without_a_split_are_split_by_time_per_source():
     assert [p.split for p in untimed] == ["calibration"] * 2 + ["evaluation"] * 2
 
 
-def test_the_saved_threshold_is_what_serving_reads(tmp_path):
-    from serving.duplicates import DuplicatePolicy, DuplicateService
-
-    pairs, vectors = _handmade()
-    report = evaluate_pairs(pairs, lambda ts: np.stack([vectors[t] for t in ts]))
-    path = save_threshold(report, tmp_path / "index", "tiny-v1")
-    assert path == tmp_path / "index" / "tiny-v1" / "threshold.json"
-    service = DuplicateService(None, tmp_path / "index", DuplicatePolicy())  # type: ignore[arg-type]
-    limits = service._load_thresholds("tiny-v1")
-    assert limits.same_event == report["methods"]["served"]["threshold"]
-    assert limits.floor == report["methods"]["served"]["floor"]
-
-
 def test_evaluate_bundle_end_to_end(sources, tmp_path, tiny_bundle):
     report = evaluate_bundle(tiny_bundle.path, haikou_dir=sources[0], teddy_dir=sources[1],
-                             write_pairs_to=tmp_path / "pairs.jsonl.gz", out_dir=tmp_path / "out",
-                             index_dir=tmp_path / "index")
+                             write_pairs_to=tmp_path / "pairs.jsonl.gz", out_dir=tmp_path / "out")
     assert report["model_version"] == "tiny-v1"
     assert set(report["methods"]) == {"served", "embedding", "tfidf"}
     assert "TF-IDF" in report["served_similarity"]  # the tiny bundle ships lexical.json
     assert (tmp_path / "out" / "report.md").read_text(encoding="utf-8").startswith("# Duplicates")
-    assert json.loads((tmp_path / "index" / "tiny-v1" / "threshold.json").read_text())[
-        "model_version"] == "tiny-v1"
     again = evaluate_bundle(tiny_bundle.path, tmp_path / "pairs.jsonl.gz")
     assert again["methods"] == report["methods"]
 
@@ -284,42 +268,56 @@ def test_the_ap_difference_has_a_paired_bootstrap_interval():
     assert same["difference"] == 0 and same["ci95"] == [0, 0]
 
 
-def test_training_calibrates_the_new_bundles_threshold_where_the_server_reads_it(
-        sources, tmp_path, tiny_bundle, monkeypatch, capsys):
+def test_the_bundle_keeps_its_calibrated_threshold_wherever_it_is_copied(
+        sources, tmp_path, haikou_sample, tiny_encoder_dir, capsys):
+    from model.router import Router
     from serving.duplicates import DuplicatePolicy, DuplicateService
-    from training.cli import _calibrate_duplicates
+    from training.finetune import FinetuneConfig
+    from training.pipeline import BuildOptions, build_router
 
-    monkeypatch.setenv("HUYING_INDEX_DIR", str(tmp_path / "index"))
-    monkeypatch.setattr("training.pairs.default_sources", lambda: sources)
-    _calibrate_duplicates(tiny_bundle.path)
+    pairs = build_pairs(*sources)
+    write_pairs(pairs, tmp_path / "pairs.jsonl")
+    config = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir), epochs=1)
+    bundle = build_router(haikou_sample, config, tmp_path / "bundles",
+                          BuildOptions(version="dup-v1", duplicate_pairs=tmp_path / "pairs.jsonl"),
+                          run_dir=tmp_path / "run")
     assert "same-event threshold" in capsys.readouterr().out
-    limits = DuplicateService(None, tmp_path / "index", DuplicatePolicy())._load_thresholds(  # type: ignore[arg-type]
-        "tiny-v1")
-    assert limits.source == str(tmp_path / "index" / "tiny-v1" / "threshold.json")
+    record = bundle.duplicate_thresholds()
+    assert record["model_version"] == "dup-v1" and record["pairs_from"].endswith("pairs.jsonl")
 
-    monkeypatch.setenv("HUYING_INDEX_DIR", str(tmp_path / "other"))
+    elsewhere = tmp_path / "another-server" / "bundles" / "dup-v1"
+    shutil.copytree(bundle.path, elsewhere)  # no index directory travels with it
+    service = DuplicateService(None, tmp_path / "another-server" / "index",  # type: ignore[arg-type]
+                               DuplicatePolicy())
+    limits = service._load_thresholds(Router.load(elsewhere))
+    assert (limits.same_event, limits.source) == (record["same_event"], "bundle dup-v1")
+    assert limits.floor == min(record["floor"], record["same_event"])
+    override = DuplicateService(None, tmp_path, DuplicatePolicy(threshold=0.9))  # type: ignore[arg-type]
+    assert override._load_thresholds(Router.load(elsewhere)).source == "settings"
+
+
+def test_without_pairs_the_bundle_keeps_no_threshold_and_says_so(tmp_path, tiny_bundle,
+                                                                  monkeypatch, capsys):
+    from model.router import Router
+    from training.pipeline import _duplicate_thresholds
+
     monkeypatch.setattr("training.pairs.default_sources", lambda: (tmp_path / "none", None))
-    _calibrate_duplicates(tiny_bundle.path)  # no pairs: a warning, the defaults stay
+    assert _duplicate_thresholds(Router(tiny_bundle), None) is None
     assert "not calibrated" in capsys.readouterr().out
-    assert not (tmp_path / "other").exists()
 
 
-def test_the_duplicates_command_reports_and_saves_the_threshold(tmp_path, tiny_bundle,
-                                                                 monkeypatch):
+def test_the_duplicates_command_reports_beside_the_baseline(tmp_path, tiny_bundle):
     from typer.testing import CliRunner
 
     from training.cli import app
 
     pairs, _ = _handmade()
     write_pairs(pairs, tmp_path / "pairs.jsonl")
-    monkeypatch.setenv("HUYING_INDEX_DIR", str(tmp_path / "index"))
     result = CliRunner().invoke(app, ["duplicates", "--model", str(tiny_bundle.path), "--pairs",
-                                      str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "out"),
-                                      "--save-threshold"])
+                                      str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "baseline: char 1-3-gram TF-IDF cosine" in result.output
     assert "served minus baseline AP" in result.output
-    assert (tmp_path / "index" / "tiny-v1" / "threshold.json").is_file()
     assert (tmp_path / "out" / "report.json").is_file()
     missing = CliRunner().invoke(app, ["duplicates", "--model", str(tiny_bundle.path), "--pairs",
                                        str(tmp_path / "nope.jsonl")])
@@ -330,17 +328,15 @@ def test_the_duplicates_command_reports_and_saves_the_threshold(tmp_path, tiny_b
                                            ('{"a_text": "x", "b_text": "y", "label": 3}',
                                             "label must be 0 or 1")])
 def test_the_duplicates_command_refuses_bad_pairs_and_writes_nothing(tmp_path, tiny_bundle,
-                                                                      monkeypatch, line, message):
+                                                                      line, message):
     from typer.testing import CliRunner
 
     from training.cli import app
 
     (tmp_path / "pairs.jsonl").write_text(line + "\n", encoding="utf-8")
-    monkeypatch.setenv("HUYING_INDEX_DIR", str(tmp_path / "index"))
     result = CliRunner().invoke(app, ["duplicates", "--model", str(tiny_bundle.path), "--pairs",
-                                      str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "out"),
-                                      "--save-threshold"])
+                                      str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and message in result.output
-    assert not (tmp_path / "index").exists() and not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists()
     not_a_bundle = CliRunner().invoke(app, ["duplicates", "--model", str(tmp_path)])
     assert not_a_bundle.exit_code == 2 and "not a model bundle" in not_a_bundle.output

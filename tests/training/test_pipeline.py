@@ -15,7 +15,8 @@ def test_a_final_fit_serves_the_refit_with_the_choices_made_on_dev(tmp_path, hai
     splits = haikou_sample.split()
     config = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir), epochs=3, patience=5)
     bundle = build_router(haikou_sample, config, tmp_path / "bundles",
-                          BuildOptions(version="final-v1", final=True), run_dir=tmp_path / "run")
+                          BuildOptions(version="final-v1", final=True,
+                                       calibrate_duplicates=False), run_dir=tmp_path / "run")
 
     final = bundle.manifest["final_fit"]
     selection = final["selection_history"]
