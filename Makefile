@@ -30,10 +30,12 @@ lint: install
 
 # What the tests talk to: Debian's Chromium for the officer-page test (never a downloaded browser)
 # and the local PostgreSQL server. Without root or apt these tests skip, unless CI is set.
+# The CJK font is checked on its own: a machine may have Chromium already but no Chinese font.
 services:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	@{ command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q .; } || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null); } || \
-		echo "chromium not installed: the officer-page browser test will skip"
+		echo "chromium or a CJK font could not be installed: without chromium the officer-page browser test skips, without the font its screenshot shows boxes"
 	@command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ] && \
 		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start 2>/dev/null; true
 

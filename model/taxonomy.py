@@ -20,12 +20,16 @@ import csv
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from model.errors import TaxonomyError
 
 HEADS = ("category", "subcategory", "department")
+# The duty list's clock: time limits count calendar and working days in China's time zone, and a
+# time without a zone (dataset rows, a client that sends none) is read as China time.
+LOCAL_TIME = timezone(timedelta(hours=8), "CST")
 KEY_SEPARATOR = "/"
 _TIME_LIMIT = re.compile(r"^\d+(?:\.\d+)?(?:min|h|d|wd)$")
 _FILES = {
@@ -34,6 +38,19 @@ _FILES = {
     "duty_list.csv": ("category", "subcategory", "department", "time_limit", "legal_basis",
                       "description"),
 }
+
+
+def aware_time(value: datetime | None) -> datetime | None:
+    """Aware times as they are; one without a zone is China time (LOCAL_TIME)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=LOCAL_TIME) if value.utcoffset() is None else value
+
+
+def local_naive(value: datetime) -> datetime:
+    """The time as the datasets write it: China time, without a zone."""
+    return value.astimezone(LOCAL_TIME).replace(tzinfo=None) if value.utcoffset() is not None \
+        else value
 
 
 @dataclass(frozen=True)

@@ -49,13 +49,13 @@ from model.index import SimilarityIndex
 from model.lexical import Lexical, blend
 from model.normalize import normalize_text, text_hash
 from model.router import Router, Routing
+from model.taxonomy import aware_time
 from serving.model_slot import SMOKE_TEXT
 from serving.schemas import (
     ComplaintIn,
     DuplicatePublic,
 )
 from serving.store import service as store
-from serving.store.service import SLA_TIMEZONE
 from serving.store.tables import Complaint
 
 log = logging.getLogger("huying.serving")
@@ -566,8 +566,3 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
-def aware_time(value: datetime | None) -> datetime | None:
-    """Aware times as they are; one without a zone is China time, as the duty list's."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=SLA_TIMEZONE) if value.utcoffset() is None else value

@@ -56,11 +56,14 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        root = scope.get("root_path", "")
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            # The route template (/v1/route), not the raw path: bounded label cardinality.
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            # The route template (/v1/route), not the raw path: bounded label cardinality. A mount
+            # (/static) has no route; routing then sets the scope's root_path to the mount's.
+            mount = scope.get("root_path", "")[len(root):]
+            route = getattr(scope.get("route"), "path", None) or mount or "unmatched"
             self.metrics.observe_request(scope["method"], route, status,
                                          time.perf_counter() - started)
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from model.router import HeadPrediction, Routing
-from serving.store.service import SLA_TIMEZONE
+from model.taxonomy import LOCAL_TIME
 
 # Real complaints from the Haikou 12345 hotline (data/haikou12345), used as OpenAPI examples.
 EXAMPLE_TEXTS = (
@@ -103,7 +103,7 @@ class ComplaintIn(BaseModel):
         if value is None:
             return None
         if value.utcoffset() is None:
-            value = value.replace(tzinfo=SLA_TIMEZONE)  # naive: the duty list's time
+            value = value.replace(tzinfo=LOCAL_TIME)  # naive: the duty list's time
         latest = datetime.now(UTC) + LATEST_RECEIVED_AHEAD
         try:
             in_range = EARLIEST_RECEIVED <= value <= latest

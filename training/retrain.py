@@ -30,7 +30,7 @@ from model import versions
 from model.errors import DataError, InvalidInput
 from model.hierarchy import decode
 from model.normalize import normalize_text, text_hash
-from model.taxonomy import HEADS, KEY_SEPARATOR, subcategory_key
+from model.taxonomy import HEADS, KEY_SEPARATOR, local_naive, subcategory_key
 from training.datasets import Dataset, Record, load_dataset, read_rows
 from training.predictor import Predictor
 
@@ -178,8 +178,8 @@ def _time(value: Any, where: str) -> datetime | None:
                             "2018-04-02T09:30:00+08:00") from exc
     if not isinstance(value, datetime):
         raise DataError(f"{where}: expected a datetime or an ISO string, got {value!r}")
-    # Dataset times are naive (the hotline's local dates); store times are aware (UTC).
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    # Dataset times are naive China time; store times are aware: one clock for both.
+    return local_naive(value)
 
 
 def _sortable(t: datetime | None) -> datetime:

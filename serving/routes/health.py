@@ -16,9 +16,10 @@ from serving.schemas import HealthPublic
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is alive")
-async def healthz() -> HealthPublic:
-    return HealthPublic(status="alive")
+@router.get("/healthz", summary="The process is alive (and which model it serves, if any)")
+async def healthz(services: ServicesDep) -> HealthPublic:
+    router_ = services.slot.router
+    return HealthPublic(status="alive", model_version=None if router_ is None else router_.version)
 
 
 @router.get("/readyz", summary="A model is loaded and complaints can be routed",

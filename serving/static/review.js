@@ -315,11 +315,14 @@
     const list = $("queue-list");
     const current = state.item;
     const rows = [];
-    if (current && current.status !== "done") rows.push(queueEntry(current, true));
+    const inHand = current && current.status !== "done";
+    if (inHand) rows.push(queueEntry(current, true));
     for (const item of state.queue) if (!current || item.id !== current.id) rows.push(queueEntry(item, false));
     if (!rows.length) rows.push(h("li", { class: "q-empty" }, "没有待审工单"));
     list.replaceChildren(...rows);
-    $("queue-count").textContent = `共 ${state.total} 条待审`;
+    // the queue's total leaves out the item this officer has claimed; the list shows it first
+    const claimedHere = inHand && !state.queue.some((i) => i.id === current.id) ? 1 : 0;
+    $("queue-count").textContent = `共 ${state.total + claimedHere} 条待审`;
     const channels = new Set(state.queue.map((i) => i.channel).filter(Boolean));
     $("channel-options").replaceChildren(...[...channels].map((c) => h("option", { value: c })));
   }

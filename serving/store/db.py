@@ -24,7 +24,6 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-DEFAULT_DATABASE_URL = "sqlite:///huying.db"
 # How long a SQLite writer waits for another one before giving up ("database is locked").
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option asking the SQLite "begin" hook for BEGIN IMMEDIATE (ignored elsewhere).
@@ -43,8 +42,9 @@ def normalise_url(url: str | URL) -> URL:
     return parsed
 
 
-def make_engine(url: str | URL = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
-    """An engine for `url` with the settings the store relies on (see the module docstring)."""
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for `url` with the settings the store relies on (see the module docstring).
+    The default URL is a setting (serving/settings.py `database_url`), nowhere else."""
     parsed = normalise_url(url)
     # Statement parameters are complaint texts and phone numbers: never in an error or a log.
     kwargs.setdefault("hide_parameters", True)

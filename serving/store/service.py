@@ -21,7 +21,7 @@ import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select, update
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from model.errors import Conflict, InvalidInput, NotFound
 from model.normalize import text_hash
-from model.taxonomy import HEADS, KEY_SEPARATOR, Taxonomy, subcategory_key
+from model.taxonomy import HEADS, KEY_SEPARATOR, LOCAL_TIME, Taxonomy, subcategory_key
 from serving.store.db import write_transaction
 from serving.store.tables import (
     RESPONSE_KINDS,
@@ -49,8 +49,6 @@ if TYPE_CHECKING:
 CLAIM_TTL = timedelta(minutes=30)
 # Review deadline when the duty list gives no time limit for the suggested subcategory.
 DEFAULT_SLA = timedelta(days=3)
-# Duty-list time limits count calendar and working days in China's time zone (holidays ignored).
-SLA_TIMEZONE = timezone(timedelta(hours=8), "CST")
 REVIEW_SOURCE = "review"  # `responses.source` of officers' answers to review items
 MAX_PAGE = 500
 _CLAIM_ATTEMPTS = 10
@@ -853,7 +851,7 @@ def _did_you_mean(value: str, options: Sequence[str]) -> str:
 
 
 def _add_working_days(start: datetime, days: float) -> datetime:
-    local = start.astimezone(SLA_TIMEZONE)
+    local = start.astimezone(LOCAL_TIME)
     whole = math.floor(days)
     while whole > 0:
         local += timedelta(days=1)

@@ -42,14 +42,14 @@ def test_model_endpoints_need_a_key(client, path):
 
 
 def test_health_and_readiness(client):
-    assert client.get("/healthz").json() == {"status": "alive", "model_version": None}
+    assert client.get("/healthz").json() == {"status": "alive", "model_version": "tiny-v1"}
     assert client.get("/readyz").json() == {"status": "ready", "model_version": "tiny-v1"}
 
 
 def test_without_a_model_the_app_is_alive_but_not_ready(settings, headers, tmp_path):
     broken = settings.model_copy(update={"bundle": tmp_path / "missing"})
     with TestClient(create_app(broken)) as c:
-        assert c.get("/healthz").status_code == 200
+        assert c.get("/healthz").json() == {"status": "alive", "model_version": None}
         r = c.get("/readyz")
         assert r.status_code == 503
         assert "bundle.json is missing" in r.json()["error"]["message"]
@@ -63,6 +63,14 @@ def test_no_active_pointer_says_how_to_choose_one(settings, bundles_dir):
     with TestClient(create_app(settings)) as c:
         message = c.get("/readyz").json()["error"]["message"]
         assert "huying activate VERSION" in message and "tiny-v1" in message
+
+
+def test_static_files_are_counted_under_their_mount_not_as_unmatched(client):
+    assert client.get("/static/review.js").status_code == 200
+    client.get("/no/such/page")
+    text = client.get("/metrics").text
+    assert 'huying_http_requests_total{method="GET",route="/static",status="200"} 1.0' in text
+    assert 'route="unmatched",status="404"' in text
 
 
 def test_metrics_expose_requests_latency_batches_decisions_and_errors(client, headers, texts):

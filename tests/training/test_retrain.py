@@ -89,7 +89,7 @@ def test_new_complaints_join_training_with_their_time(sample):
     assert added.text == normalize_text("小区门口 机动车乱停放，堵住了消防通道")
     assert added.labels["subcategory"] == sub
     assert added.labels["category"] == sub.split("/", 1)[0]  # the key carries its category
-    assert added.time == datetime(2026, 3, 2, 1, 30)  # naive UTC, like the dataset's times
+    assert added.time == datetime(2026, 3, 2, 9, 30)  # naive China time, like the dataset's
     assert added.source == "corrections"
     assert ts.added == ["N1"]
     assert {e.complaint_id for e in ts.excluded} == {"N2", None}
@@ -382,3 +382,14 @@ def test_retrain_builds_compares_and_promotes(tmp_path, haikou_sample, tiny_bund
     manifest = json.loads((root / "tiny-v2" / "bundle.json").read_text(encoding="utf-8"))
     assert manifest["splits"] == {"train": len(splits["train"]), "dev": len(splits["dev"]),
                                   "test": len(splits["test"])}
+
+
+def test_correction_times_are_read_on_the_datasets_clock():
+    """Store times are aware (UTC); dataset times are naive China time. 01:00 UTC is 09:00 there,
+    not 01:00: an 8-hour skew would move corrections across the recent-window and split bounds."""
+    from training.retrain import parse_corrections
+
+    [aware, naive] = parse_corrections([
+        {"text": "路灯不亮", "category": "城乡建设", "received_at": "2018-04-20T01:00:00+00:00"},
+        {"text": "路灯不亮", "category": "城乡建设", "received_at": "2018-04-20T09:00:00"}])
+    assert aware.received_at == naive.received_at == datetime(2018, 4, 20, 9, 0)
