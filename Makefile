@@ -25,7 +25,7 @@ serve: install
 	$(VENV)/bin/huying up
 
 lint: install
-	$(VENV)/bin/ruff check model training serving tests benchmarks
+	$(VENV)/bin/ruff check model training serving cli tests benchmarks
 	$(VENV)/bin/mypy
 
 # What the tests talk to: Debian's Chromium for the officer-page test (never a downloaded browser)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from training.cli import app
+from cli import app
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_YAML = REPO / "tests" / "fixtures" / "haikou-sample.yaml"
@@ -109,7 +109,7 @@ def test_build_duty_lists_reproduces_the_vendored_ones(tmp_path):
 
 
 def test_help_is_fast_and_imports_nothing_heavy():
-    probe = ("import sys; from typer.testing import CliRunner; from training.cli import app; "
+    probe = ("import sys; from typer.testing import CliRunner; from cli import app; "
              "out = CliRunner().invoke(app, ['--help']).output; "
              "assert 'baseline' in out and 'Example' in out, out; "
              "print(sorted(m for m in ('sklearn', 'matplotlib', 'torch') if m in sys.modules))")
@@ -178,8 +178,8 @@ def test_up_reuses_a_router_trained_before_instead_of_training_again(tmp_path, m
                                                                      tiny_bundle, bundle_copy):
     """A run that trained and wrote the bundle but stopped before serving (or before ACTIVE was
     written) is picked up by the next run: no second 10-minute training."""
+    import cli.server
     import serving.main
-    import training.cli as cli
     from model.versions import active_version
     from training.datasets import data_hash, load_dataset
 
@@ -192,7 +192,7 @@ def test_up_reuses_a_router_trained_before_instead_of_training_again(tmp_path, m
     served = []
     monkeypatch.setenv("HUYING_BUNDLES_DIR", str(bundles))
     monkeypatch.setattr(serving.main, "serve", lambda settings: served.append(settings))
-    monkeypatch.setattr(cli, "_train_router", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(cli.server, "train_router", lambda *a, **k: pytest.fail("trained again"))
     result = huying("up", "--dataset", yaml_path)
     assert result.exit_code == 0, result.output
     assert "Reusing the router trained before" in result.output

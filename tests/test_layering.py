@@ -1,4 +1,6 @@
-"""Imports point one way: model/ never imports torch, training or serving."""
+"""Imports point one way: model/ ← training/, model/ ← serving/, and only cli/ sees both.
+
+Every import counts, also those inside functions (ast.walk visits them all)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,13 @@ def _imports(package: str) -> set[str]:
 
 
 def test_model_imports_neither_torch_nor_the_other_layers():
-    assert not _imports("model") & {"torch", "transformers", "training", "serving", "fastapi"}
+    assert not _imports("model") & {"torch", "transformers", "training", "serving", "cli",
+                                    "fastapi"}
+
+
+def test_training_and_serving_never_import_each_other_or_the_command_line():
+    assert not _imports("training") & {"serving", "cli"}
+    assert not _imports("serving") & {"training", "cli", "torch", "transformers"}
 
 
 def test_importing_the_router_does_not_load_torch():

@@ -137,7 +137,7 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     opener = gzip.open if path.suffix == ".gz" else open
     kind = path.suffixes[-2] if path.suffix == ".gz" and len(path.suffixes) > 1 else path.suffix
     # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first cell or line
-    with opener(path, "rt", encoding="utf-8-sig") as f:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8-sig") as f:
         if kind == ".jsonl":
             for n, line in enumerate(f, 1):
                 if line.strip():
@@ -163,12 +163,12 @@ def records_from_rows(rows: Iterable[Mapping[str, Any]], source: SourceConfig) -
         if not text:
             continue
         labels = {}
-        for head, fields in source.heads.items():
-            if isinstance(fields, str):
-                value = _cell(row.get(fields))
+        for head, head_fields in source.heads.items():
+            if isinstance(head_fields, str):
+                value = _cell(row.get(head_fields))
             else:
-                parts = [_cell(row.get(f)) for f in fields]
-                value = subcategory_key(*parts) if all(parts) else ""
+                cells = [_cell(row.get(f)) for f in head_fields]
+                value = subcategory_key(*cells) if all(cells) else ""
             if value:
                 labels[head] = value
         rid = str(row[source.id]) if source.id and row.get(source.id) is not None else f"{source.name}:{n}"
@@ -230,7 +230,8 @@ def load_dataset(config: DatasetConfig | str | Path) -> Dataset:
         config = load_dataset_config(config)
     taxonomy = load_taxonomy(config.taxonomy_dir)
     spaces = {h: set(taxonomy.labels(h)) for h in config.heads}
-    records, dropped = [], Counter()
+    records: list[Record] = []
+    dropped: Counter[str] = Counter()
     for source in config.sources:
         for rec in records_from_rows(read_rows(source.path), source):
             unknown = [h for h, v in rec.labels.items() if v not in spaces[h]]
@@ -267,7 +268,8 @@ def split_by_time(records: Sequence[Record], bounds: Mapping[str, Mapping[str, s
     for rec in records:
         target = "train" if rec.time is None else None
         for name, (lo, hi) in parsed.items():
-            if target is None and (lo is None or rec.time >= lo) and (hi is None or rec.time < hi):
+            if target is None and rec.time is not None and (lo is None or rec.time >= lo) \
+                    and (hi is None or rec.time < hi):
                 target = name
         if target is not None:
             out[target].append(rec)

@@ -252,12 +252,12 @@ def render_report(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str:
                                             *(["baseline"] if base else [])])
                   + " |", "| --- |" + " ---: |" * (len(metrics["parts"]) + 1 + bool(base))]
         for head in model["heads"]:
-            cells = [model["heads"][head]] + [p["heads"].get(head)
+            parts = [model["heads"][head]] + [p["heads"].get(head)
                                               for p in metrics["parts"].values()]
-            cells += [base["heads"].get(head)] if base else []
+            parts += [base["heads"].get(head)] if base else []
             lines.append(f"| {head} accuracy / top-{TOP_K} | " + " | ".join(
                 f"{_f(c['accuracy'])} / {_f(c[f'top{TOP_K}_accuracy'])}" if c else "—"
-                for c in cells) + " |")
+                for c in parts) + " |")
         lines.append("")
     for head, m in model["heads"].items():
         b = base["heads"].get(head) if base else None

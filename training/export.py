@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -24,7 +25,7 @@ class _Graph(nn.Module):
         super().__init__()
         self.model, self.heads = model, list(heads)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):  # type: ignore[no-untyped-def]
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
         logits, embedding = self.model(input_ids, attention_mask)
         return (*[logits[h] for h in self.heads], embedding)
 

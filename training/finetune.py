@@ -98,9 +98,9 @@ class FinetuneConfig:
 class MultiHeadModel(nn.Module):
     """A (truncated) BERT-style encoder, mean pooling, one linear head per level."""
 
-    def __init__(self, encoder: nn.Module, head_sizes: Mapping[str, int], dropout: float = 0.1):
+    def __init__(self, encoder: Any, head_sizes: Mapping[str, int], dropout: float = 0.1):
         super().__init__()
-        self.encoder = encoder
+        self.encoder: Any = encoder  # a transformers BertModel (untyped attributes)
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({h: nn.Linear(hidden, n) for h, n in head_sizes.items()})
@@ -263,7 +263,8 @@ def predict_logits(model: MultiHeadModel, cache: _Cache, batch_size: int, device
     model.eval()
     n = len(cache.states)
     order = _batches([s.shape[0] for s in cache.states], batch_size * 2, False, random.Random(0))
-    out = {h: np.zeros((n, head.out_features), dtype=np.float32) for h, head in model.heads.items()}
+    out = {h: np.zeros((n, head.out_features), dtype=np.float32)  # type: ignore[type-var]
+           for h, head in model.heads.items()}
     with torch.no_grad():
         for batch in order:
             hidden, mask = cache.batch(batch, device)
@@ -293,13 +294,13 @@ def finetune(train: Sequence[Record], dev: Sequence[Record], spaces: Mapping[str
     device = torch.device("cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu")
     if config.device == "cuda" and device.type != "cuda":
         raise DataError("device=cuda but torch sees no CUDA device; use --device auto or cpu")
-    spaces = {h: tuple(s) for h, s in spaces.items()}
+    label_space = {h: tuple(s) for h, s in spaces.items()}
     encoder, tokenizer, source = load_encoder(config)
     # Seeded after loading: the first run converts the encoder, which draws random numbers (its
     # initial weights), and seeding before it made that run differ from later ones (epoch-1 loss
     # 12.9199 on a fresh clone, 12.9041 with the encoder cached).
     _seed_everything(config.seed)
-    model = MultiHeadModel(encoder, {h: len(s) for h, s in spaces.items()}, config.dropout).to(device)
+    model = MultiHeadModel(encoder, {h: len(s) for h, s in label_space.items()}, config.dropout).to(device)
     frozen = config.frozen_layers
     # Embeddings always stay frozen: 100k × 384 word rows are slow to update and gain little.
     for p in model.encoder.embeddings.parameters():
@@ -308,16 +309,16 @@ def finetune(train: Sequence[Record], dev: Sequence[Record], spaces: Mapping[str
         for p in layer.parameters():
             p.requires_grad = False
 
-    train_targets, dev_targets = label_ids(train, spaces), label_ids(dev, spaces)
+    train_targets, dev_targets = label_ids(train, label_space), label_ids(dev, label_space)
     if not any((t >= 0).any() for t in train_targets.values()):
-        raise DataError("no training row carries a label in the label spaces; check the dataset")
+        raise DataError("no training row carries a label in the label label_space; check the dataset")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     model.eval()
     train_cache = _Cache(model, tokenize(tokenizer, [r.text for r in train], config), frozen,
                          pad_id, config.batch_size, device, "encode train (frozen layers)")
     dev_cache = _Cache(model, tokenize(tokenizer, [r.text for r in dev], config), frozen,
                        pad_id, config.batch_size, device, "encode dev (frozen layers)") if dev else None
-    weights = {h: class_weights(t, len(spaces[h]), config.class_weight_power).to(device)
+    weights = {h: class_weights(t, len(label_space[h]), config.class_weight_power).to(device)
                for h, t in train_targets.items()}
 
     trainable = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("heads.")]
@@ -332,12 +333,12 @@ def finetune(train: Sequence[Record], dev: Sequence[Record], spaces: Mapping[str
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
 
-    state = {"epoch": 0, "best": -1.0, "best_state": None, "best_epoch": 0, "stale": 0,
-             "history": []}
+    state: dict[str, Any] = {"epoch": 0, "best": -1.0, "best_state": None, "best_epoch": 0,
+                             "stale": 0, "history": []}
     ckpt = checkpoint_dir / "checkpoint.pt" if checkpoint_dir else None
     if ckpt is not None and ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if saved["config"] != config.to_dict() or saved["spaces"] != spaces:
+        if saved["config"] != config.to_dict() or saved["label_space"] != label_space:
             raise DataError(f"{ckpt} was written by a different configuration or label space; "
                             "delete it or use another output directory")
         model.load_state_dict(saved["model"])
@@ -389,14 +390,14 @@ def finetune(train: Sequence[Record], dev: Sequence[Record], spaces: Mapping[str
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_suffix(".tmp")
-            torch.save({"config": config.to_dict(), "spaces": spaces, "model": model.state_dict(),
+            torch.save({"config": config.to_dict(), "label_space": label_space, "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "state": state, "torch_rng": torch.get_rng_state()}, tmp)
             tmp.replace(ckpt)
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.eval()
-    return FinetuneResult(model=model.cpu(), tokenizer=tokenizer, spaces=spaces,
+    return FinetuneResult(model=model.cpu(), tokenizer=tokenizer, spaces=label_space,
                           config=replace(config, base=config.base or source),
                           history=state["history"], seconds=time.monotonic() - started,
                           best_epoch=state.get("best_epoch", len(state["history"])))

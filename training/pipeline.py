@@ -140,7 +140,7 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
         tokenizer_file = staging / "tokenizer.json"
         result.tokenizer.backend_tokenizer.save(str(tokenizer_file))
         lexical = Lexical.fit(r.text for r in fit_rows)  # duplicate similarity's lexical half
-        files = {"model.onnx": model_file, "tokenizer.json": tokenizer_file,
+        files: dict[str, Path | str | bytes] = {"model.onnx": model_file, "tokenizer.json": tokenizer_file,
                  LEXICAL_HEADS: staging / LEXICAL_HEADS,
                  LEXICAL: json.dumps(lexical.to_dict(), ensure_ascii=False)}
         # Two phases: the metrics are measured through the Router on the written bundle, exactly as
@@ -191,7 +191,7 @@ def save_torch(result: FinetuneResult, path: Path) -> None:
                 "model": result.model.state_dict()}, path)
 
 
-def load_torch(path: Path):  # type: ignore[no-untyped-def]
+def load_torch(path: Path) -> Any:
     """The fine-tuned torch model saved by `build_router` (for benchmarks and comparisons)."""
     import torch
 
@@ -354,7 +354,7 @@ class TorchPredictor:
         return {h: softmax(v) for h, v in self.logits(texts).items()}
 
 
-def router_fitter(config: FinetuneConfig, dev_share: float = 0.1):  # type: ignore[no-untyped-def]
+def router_fitter(config: FinetuneConfig, dev_share: float = 0.1) -> Any:
     """`fit` for cross-validation: fine-tune on a fold, early-stopping on a slice of that fold
     (never on the held-out fold)."""
 

@@ -309,7 +309,7 @@ def test_without_pairs_the_bundle_keeps_no_threshold_and_says_so(tmp_path, tiny_
 def test_the_duplicates_command_reports_beside_the_baseline(tmp_path, tiny_bundle):
     from typer.testing import CliRunner
 
-    from training.cli import app
+    from cli import app
 
     pairs, _ = _handmade()
     write_pairs(pairs, tmp_path / "pairs.jsonl")
@@ -331,7 +331,7 @@ def test_the_duplicates_command_refuses_bad_pairs_and_writes_nothing(tmp_path, t
                                                                       line, message):
     from typer.testing import CliRunner
 
-    from training.cli import app
+    from cli import app
 
     (tmp_path / "pairs.jsonl").write_text(line + "\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["duplicates", "--model", str(tiny_bundle.path), "--pairs",
