@@ -24,6 +24,13 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     return float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x))
 
 
+def log_loss(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean negative log-likelihood at the best temperature (labelled rows: targets ≥ 0)."""
+    keep = targets >= 0
+    p = softmax(logits[keep], fit_temperature(logits, targets))
+    return float(-np.log(np.clip(p[np.arange(int(keep.sum())), targets[keep]], 1e-12, None)).mean())
+
+
 def thresholds_for_precision(probs: np.ndarray, targets: np.ndarray, target: float,
                              min_support: int = 10) -> list[float]:
     """Per class, the lowest confidence above which top-1 predictions of that class reach `target`

@@ -27,7 +27,7 @@ from training.datasets import Record
 
 MAX_FEATURES = 50_000
 C = 0.5
-# (encoder weight, lexical weight): the encoder alone first, so ties keep the simpler model.
+# (encoder weight, lexical weight), the encoder alone first and the n-grams alone last.
 FUSION_GRID = ((1.0, 0.0), *((1.0, b) for b in (0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24)), (0.0, 1.0))
 
 
@@ -70,8 +70,11 @@ def fit_lexical_heads(records: Sequence[Record], spaces: Mapping[str, Sequence[s
 def choose_fusion(encoder: Mapping[str, np.ndarray], lexical: Mapping[str, np.ndarray],
                   targets: Mapping[str, np.ndarray]
                   ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]]]:
-    """Per head, the grid's weights with the best dev accuracy; and each part's and the fused
-    dev accuracy (what the bundle records as its parts' figures)."""
+    """Per head, the grid's weights with the best dev accuracy — among equally accurate ones, the
+    lowest dev log-loss (at its best temperature): a small dev set ties often, and accuracy alone
+    then kept the encoder by default — and each part's and the fused dev accuracy (what the
+    bundle records as its parts' figures)."""
+    from training.calibration import log_loss
     weights: dict[str, dict[str, float]] = {}
     figures: dict[str, dict[str, Any]] = {}
     for head, logits in encoder.items():
@@ -81,7 +84,9 @@ def choose_fusion(encoder: Mapping[str, np.ndarray], lexical: Mapping[str, np.nd
         y = targets[head][keep]
         accuracy = [float(((a * logits[keep] + b * lexical[head][keep]).argmax(1) == y).mean())
                     for a, b in FUSION_GRID]
-        best = int(np.argmax(accuracy))
+        tied = [i for i, acc in enumerate(accuracy) if acc == max(accuracy)]
+        best = min(tied, key=lambda i: log_loss(FUSION_GRID[i][0] * logits[keep]
+                                                + FUSION_GRID[i][1] * lexical[head][keep], y))
         a, b = FUSION_GRID[best]
         weights[head] = {"encoder": a, "lexical": b}
         figures[head] = {"encoder": round(accuracy[0], 4), "lexical": round(accuracy[-1], 4),

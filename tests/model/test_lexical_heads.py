@@ -53,6 +53,20 @@ def test_the_fusion_is_never_worse_on_dev_than_either_part(records, spaces):
     assert accuracy == f["fused"] >= max(f["encoder"], f["lexical"])
 
 
+def test_equally_accurate_fusions_are_settled_by_log_loss():
+    """Four rows both parts get right: every weighting ties on accuracy. The n-grams are the
+    surer part here, so the tie goes to the fusion leaning on them, not to the encoder alone."""
+    targets = {"category": np.array([0, 1, 0, 1])}
+    encoder = {"category": np.array([[0.2, 0.0], [0.0, 0.2], [0.2, 0.0], [0.1, 0.0]])}
+    lexical = {"category": np.array([[3.0, -3.0], [-3.0, 3.0], [3.0, -3.0], [-3.0, 3.0]])}
+    weights, figures = choose_fusion(encoder, lexical, targets)
+    assert figures["category"]["fused"] == 1.0 and figures["category"]["encoder"] == 0.75
+    assert weights["category"]["lexical"] > 0
+    encoder["category"][3] = [0.0, 0.1]  # now all tie at 1.0
+    weights, _ = choose_fusion(encoder, lexical, targets)
+    assert weights["category"] != {"encoder": 1.0, "lexical": 0.0}
+
+
 def test_an_inconsistent_file_is_refused():
     with pytest.raises(BundleError, match="inconsistent"):
         LexicalHeads(["a", "b"], np.ones(2), {"category": np.zeros((3, 4))},
