@@ -17,7 +17,6 @@ Subcategory names may repeat under different categories: a subcategory is identi
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
@@ -31,7 +30,6 @@ HEADS = ("category", "subcategory", "department")
 # time without a zone (dataset rows, a client that sends none) is read as China time.
 LOCAL_TIME = timezone(timedelta(hours=8), "CST")
 KEY_SEPARATOR = "/"
-_TIME_LIMIT = re.compile(r"^\d+(?:\.\d+)?(?:min|h|d|wd)$")
 _FILES = {
     "categories.csv": ("category", "description"),
     "departments.csv": ("department", "description"),
@@ -219,7 +217,7 @@ def _check(categories: tuple[str, ...], departments: tuple[str, ...],
         if e.department and e.department not in known_departments:
             problems.append(f"{where}: department {e.department!r} is not listed in "
                             "departments.csv")
-        if e.time_limit and not _TIME_LIMIT.match(e.time_limit):
+        if e.time_limit and not _valid_time_limit(e.time_limit):
             problems.append(f"{where}: time_limit {e.time_limit!r} is not a number and a unit "
                             "(min, h, d or wd), e.g. 30min, 24h, 5wd")
         if e.key in seen:
@@ -227,3 +225,9 @@ def _check(categories: tuple[str, ...], departments: tuple[str, ...],
         else:
             seen[e.key] = where
     return problems
+
+
+def _valid_time_limit(text: str) -> bool:
+    from model.duty import parse_duration  # model/duty.py holds the rule; it imports this module
+
+    return parse_duration(text) is not None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from model.errors import InvalidInput
+from model.duty import duration
 from model.taxonomy import Taxonomy
 from serving.auth import Principal
 from serving.batching import MicroBatcher
@@ -62,8 +61,6 @@ T = TypeVar("T")
 # The actor of the audit entries written when the model's decision puts an item in the queue.
 ROUTER_ACTOR = "router"
 SIMILAR_LIMIT = 5
-_AGE = re.compile(r"^(\d{1,6}(?:\.\d{1,3})?)(min|h|d)$")
-_AGE_UNITS = {"min": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 
 
 # --- the store, opened once per app ------------------------------------------------------------
@@ -150,11 +147,7 @@ def parse_age(value: str | None, name: str) -> timedelta | None:
     """'30min', '2h', '3d' → a timedelta; None stays None."""
     if value is None or not value.strip():
         return None
-    match = _AGE.match(value.strip())
-    if match is None:
-        raise InvalidInput(f"{name} {value!r} is not a number and a unit (min, h or d), e.g. "
-                           "30min, 2h, 3d", field=name)
-    return float(match.group(1)) * _AGE_UNITS[match.group(2)]
+    return duration(value, name)
 
 
 def queue_filter(*, department: str | None = None, category: str | None = None,

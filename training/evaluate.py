@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from model.duty import row_labels
 from model.errors import DataError
 from model.hierarchy import Ranked, decode
 from model.normalize import normalize_text
-from model.taxonomy import HEADS, KEY_SEPARATOR, subcategory_key
+from model.taxonomy import KEY_SEPARATOR
 from training.datasets import Record, read_rows
 from training.predictor import Predictor
 
@@ -206,14 +207,7 @@ def load_labelled_jsonl(path: str | Path) -> list[Record]:
     for n, row in enumerate(read_rows(path), 1):
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise DataError(f"{path}:{n}: each line needs a string field `text`")
-        labels = {h: str(row[h]).strip() for h in HEADS if row.get(h)}
-        sub = labels.get("subcategory")
-        if sub and not sub.startswith(labels.get("category", "\0") + KEY_SEPARATOR):
-            if "category" in labels:
-                labels["subcategory"] = subcategory_key(labels["category"], sub)
-            elif KEY_SEPARATOR not in sub:
-                raise DataError(f"{path}:{n}: subcategory {sub!r} needs its category: write "
-                                f"`category{KEY_SEPARATOR}subcategory` or add a `category` field")
+        labels = row_labels(row, f"{path}:{n}")
         records.append(Record(id=str(row.get("id", f"{path.name}:{n}")),
                               text=normalize_text(row["text"]), labels=labels, source=path.name,
                               raw_text=row["text"]))

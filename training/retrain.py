@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model import versions
+from model.duty import row_labels
 from model.errors import DataError, InvalidInput
 from model.hierarchy import decode
 from model.normalize import normalize_text, text_hash
-from model.taxonomy import HEADS, KEY_SEPARATOR, local_naive, subcategory_key
+from model.taxonomy import HEADS, KEY_SEPARATOR, local_naive
 from training.datasets import Dataset, Record, load_dataset, read_rows
 from training.predictor import Predictor
 
@@ -81,7 +82,7 @@ def parse_corrections(rows: Iterable[Mapping[str, Any]]) -> list[Correction]:
         cid = row.get("complaint_id")
         out.append(Correction(
             complaint_id=None if cid in (None, "") else str(cid), text=text, kind=kind,
-            labels=_labels(row, where), parts=parts,
+            labels=row_labels(row, where), parts=parts,
             submitted_at=_time(row.get("submitted_at"), f"{where}: submitted_at"),
             received_at=_time(row.get("received_at"), f"{where}: received_at"),
             key=str(row.get("response_id") or n)))
@@ -127,7 +128,7 @@ def _rows_of(c: Correction, taxonomy_spaces: Mapping[str, set[str]] | None = Non
         for i, part in enumerate(c.parts):
             text = part.get("text")
             if isinstance(text, str) and normalize_text(text):
-                labels = _in_space(_labels(part, f"{base} part {i}"), taxonomy_spaces, dropped)
+                labels = _in_space(row_labels(part, f"{base} part {i}"), taxonomy_spaces, dropped)
                 if labels:
                     rows.append(Record(id=f"{base}#{i + 1}", text=normalize_text(text),
                                        labels=labels, source=CORRECTIONS_SOURCE, time=c.time,
@@ -139,19 +140,6 @@ def _rows_of(c: Correction, taxonomy_spaces: Mapping[str, set[str]] | None = Non
         return []
     return [Record(id=base, text=text, labels=labels, source=CORRECTIONS_SOURCE, time=c.time,
                    raw_text=c.text)]
-
-
-def _labels(row: Mapping[str, Any], where: str) -> dict[str, str]:
-    labels = {h: str(row[h]).strip() for h in HEADS if row.get(h) not in (None, "")}
-    sub = labels.get("subcategory")
-    if sub and KEY_SEPARATOR not in sub:
-        if "category" not in labels:
-            raise DataError(f"{where}: subcategory {sub!r} needs its category: write "
-                            f"`category{KEY_SEPARATOR}subcategory` or add `category`")
-        labels["subcategory"] = subcategory_key(labels["category"], sub)
-    if sub and "category" not in labels:
-        labels["category"] = labels["subcategory"].split(KEY_SEPARATOR, 1)[0]
-    return labels
 
 
 def _in_space(labels: Mapping[str, str], spaces: Mapping[str, set[str]] | None,

@@ -17,8 +17,6 @@ SKIP LOCKED when taking the next item, so officers never wait on each other's ro
 
 from __future__ import annotations
 
-import difflib
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,9 +26,16 @@ from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select, upd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from model.duty import (
+    DEFAULT_TIME_LIMIT,
+    check_labels,
+    did_you_mean,
+    due_date,
+    resolve_subcategory,
+)
 from model.errors import Conflict, InvalidInput, NotFound
 from model.normalize import text_hash
-from model.taxonomy import HEADS, KEY_SEPARATOR, LOCAL_TIME, Taxonomy, subcategory_key
+from model.taxonomy import HEADS, Taxonomy
 from serving.store.db import write_transaction
 from serving.store.tables import (
     RESPONSE_KINDS,
@@ -47,8 +52,6 @@ if TYPE_CHECKING:
 
 # An officer keeps a claimed item this long without touching it; then anyone may take it.
 CLAIM_TTL = timedelta(minutes=30)
-# Review deadline when the duty list gives no time limit for the suggested subcategory.
-DEFAULT_SLA = timedelta(days=3)
 REVIEW_SOURCE = "review"  # `responses.source` of officers' answers to review items
 MAX_PAGE = 500
 _CLAIM_ATTEMPTS = 10
@@ -187,7 +190,7 @@ def _log_routing(session: Session, request_id: str, routed: Sequence[RoutedText]
                          reason="low_confidence", actor=actor, complaint_id=row.complaint_id,
                          routing_log_id=row.id, channel=row.channel,
                          received_at=row.received_at, due_at=None,
-                         model_version=row.model_version, default_sla=DEFAULT_SLA, now=now)
+                         model_version=row.model_version, default_sla=DEFAULT_TIME_LIMIT, now=now)
     return rows
 
 
@@ -195,7 +198,7 @@ def enqueue_review(session: Session, *, text: str, suggestion: Mapping[str, Any]
                    reason: str, actor: str, complaint_id: str | None = None,
                    routing_log_id: int | None = None, channel: str | None = None,
                    received_at: datetime | None = None, due_at: datetime | None = None,
-                   model_version: str | None = None, default_sla: timedelta = DEFAULT_SLA,
+                   model_version: str | None = None, default_sla: timedelta = DEFAULT_TIME_LIMIT,
                    now: datetime | None = None) -> ReviewItem:
     """Put a complaint in the review queue (or return the item already waiting for it).
 
@@ -594,7 +597,7 @@ def resolve_answer(answer: Answer, taxonomy: Taxonomy,
                 raise InvalidInput(f"part {i} has unknown keys {sorted(unknown)}; a part has "
                                    "text, category, subcategory, department",
                                    field=where + sorted(unknown)[0])
-            labels = _check_labels(taxonomy, {h: part.get(h) for h in HEADS}, where)
+            labels = check_labels(taxonomy, {h: part.get(h) for h in HEADS}, where)
             if not any(labels.values()):
                 raise InvalidInput(f"part {i} has no label: give its category, subcategory or "
                                    "department", field=where + "category")
@@ -610,12 +613,12 @@ def resolve_answer(answer: Answer, taxonomy: Taxonomy,
                                "with the routing", field="kind")
         for head, value in given.items():
             if head == "subcategory" and value:
-                value = _subcategory(taxonomy, value, given["category"] or suggested["category"])
+                value = resolve_subcategory(taxonomy, value, given["category"] or suggested["category"])
             if value and value != suggested[head]:
                 raise InvalidInput(f"kind 'accept' keeps the model's {head} "
                                    f"{suggested[head]!r}; to change it send kind 'correct'",
                                    field=head)
-        return {"kind": "accept", **_check_labels(taxonomy, suggested, ""), "parts": None}
+        return {"kind": "accept", **check_labels(taxonomy, suggested, ""), "parts": None}
     # correct: given labels replace the suggested ones; a suggested subcategory that no longer
     # fits the category is dropped rather than contradict it
     if not any(given.values()):
@@ -625,33 +628,13 @@ def resolve_answer(answer: Answer, taxonomy: Taxonomy,
     labels = dict(suggested)
     labels.update({h: v for h, v in given.items() if v})
     if answer.subcategory and not answer.category:
-        key = _subcategory(taxonomy, answer.subcategory, labels["category"])
+        key = resolve_subcategory(taxonomy, answer.subcategory, labels["category"])
         if key in taxonomy.subcategories:
             labels["subcategory"], labels["category"] = key, taxonomy.parent(key)
     elif answer.category and not answer.subcategory and labels["subcategory"] \
             and taxonomy.parent(labels["subcategory"]) != answer.category:
         labels["subcategory"] = None
-    return {"kind": "correct", **_check_labels(taxonomy, labels, ""), "parts": None}
-
-
-def due_date(received_at: datetime, time_limit: str | None,
-             default: timedelta = DEFAULT_SLA) -> datetime:
-    """When a complaint received at `received_at` is due under a duty-list time limit such as
-    30min, 24h, 3d (calendar days) or 5wd (working days, Monday to Friday, China time)."""
-    if not time_limit:
-        return received_at + default
-    for unit, length in (("min", timedelta(minutes=1)), ("wd", None), ("h", timedelta(hours=1)),
-                         ("d", timedelta(days=1))):
-        if time_limit.endswith(unit):
-            try:
-                amount = float(time_limit.removesuffix(unit))
-            except ValueError:
-                break
-            if length is not None:
-                return received_at + amount * length
-            return _add_working_days(received_at, amount)
-    raise InvalidInput(f"time limit {time_limit!r} is not a number and a unit (min, h, d or wd), "
-                       "e.g. 30min, 24h, 5wd", field="time_limit")
+    return {"kind": "correct", **check_labels(taxonomy, labels, ""), "parts": None}
 
 
 # --- internals ----------------------------------------------------------------------------------
@@ -800,65 +783,7 @@ def _check_officer(officer: str) -> None:
 def _check_kind(kind: str) -> None:
     if kind not in RESPONSE_KINDS:
         raise InvalidInput(f"kind {kind!r} is not one of {', '.join(RESPONSE_KINDS)}"
-                           + _did_you_mean(kind, RESPONSE_KINDS), field="kind")
-
-
-def _subcategory(taxonomy: Taxonomy, value: str, category: str | None) -> str:
-    """The duty-list key for a subcategory given as a key or as a bare name under `category`."""
-    if value not in taxonomy.subcategories and category \
-            and subcategory_key(category, value) in taxonomy.subcategories:
-        return subcategory_key(category, value)
-    return value
-
-
-def _check_labels(taxonomy: Taxonomy, labels: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Each label known to the duty list, and the subcategory under the category."""
-    out: dict[str, Any] = {}
-    for head in HEADS:
-        value = labels.get(head)
-        if value is not None and not isinstance(value, str):
-            raise InvalidInput(f"{head} must be a string, got {value!r}", field=where + head)
-        out[head] = value or None
-    category, subcategory, department = out["category"], out["subcategory"], out["department"]
-    if category is not None and category not in taxonomy.categories:
-        raise InvalidInput(f"category {category!r} is not in duty list {taxonomy.name!r}"
-                           + _did_you_mean(category, taxonomy.categories),
-                           field=where + "category")
-    if subcategory is not None:
-        keys = taxonomy.subcategories
-        subcategory = _subcategory(taxonomy, subcategory, category)
-        if subcategory not in keys:
-            raise InvalidInput(f"subcategory {subcategory!r} is not in duty list "
-                               f"{taxonomy.name!r}; give the key category{KEY_SEPARATOR}"
-                               "subcategory" + _did_you_mean(subcategory, keys),
-                               field=where + "subcategory")
-        parent = taxonomy.parent(subcategory)
-        if category is not None and parent != category:
-            raise InvalidInput(f"subcategory {subcategory!r} belongs to category {parent!r}, "
-                               f"not {category!r}", field=where + "subcategory")
-        category = parent
-        out["subcategory"], out["category"] = subcategory, category
-    if department is not None and department not in taxonomy.departments:
-        raise InvalidInput(f"department {department!r} is not in duty list {taxonomy.name!r}"
-                           + _did_you_mean(department, taxonomy.departments),
-                           field=where + "department")
-    return out
-
-
-def _did_you_mean(value: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(value, list(options), n=3, cutoff=0.5)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-
-
-def _add_working_days(start: datetime, days: float) -> datetime:
-    local = start.astimezone(LOCAL_TIME)
-    whole = math.floor(days)
-    while whole > 0:
-        local += timedelta(days=1)
-        if local.weekday() < 5:
-            whole -= 1
-    local += timedelta(days=days - math.floor(days))
-    return local.astimezone(UTC)
+                           + did_you_mean(kind, RESPONSE_KINDS), field="kind")
 
 
 def _draft_of(session: Session, item_id: int, officer: str) -> ResponseRow | None:
