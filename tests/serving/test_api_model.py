@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -159,3 +162,28 @@ def test_metrics_need_the_metrics_key_when_one_is_set(settings, headers):
         assert c.get("/metrics", headers=headers["intake"]).status_code == 403
         assert c.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).status_code == 200
         assert c.get("/metrics", headers=headers["admin"]).status_code == 200
+
+
+def _public_api(schema: dict) -> dict:
+    """Operations with their 200 model, and every component schema's fields (required marked *)."""
+    def model_of(op: dict) -> str:
+        ok = op["responses"].get("200", {}).get("content", {}).get("application/json", {})
+        ref = ok.get("schema", {})
+        return ref.get("$ref", "").rsplit("/", 1)[-1] or ref.get("type", "-")
+
+    operations = {f"{method.upper()} {path}": model_of(op)
+                  for path, ops in schema["paths"].items() for method, op in ops.items()}
+    fields = {name: sorted(f"{p}*" if p in s.get("required", ()) else p
+                           for p in s.get("properties", {}))
+              for name, s in schema["components"]["schemas"].items()}
+    return {"operations": dict(sorted(operations.items())), "schemas": dict(sorted(fields.items()))}
+
+
+def test_the_public_api_is_pinned(client):
+    """Intake systems and the review page depend on these operations and fields. A change must be
+    deliberate: regenerate tests/fixtures/public_api.json with HUYING_PIN_API=1 and review it."""
+    pinned = Path(__file__).resolve().parent.parent / "fixtures" / "public_api.json"
+    current = _public_api(client.get("/openapi.json").json())
+    if os.environ.get("HUYING_PIN_API") == "1":
+        pinned.write_text(json.dumps(current, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    assert current == json.loads(pinned.read_text(encoding="utf-8"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from types import SimpleNamespace
 
 import httpx
@@ -25,13 +26,23 @@ class FakeRouter:
         self.batches: list[list[str]] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.calls = 0  # router calls begun (a held call counts once it waits at the gate)
 
     def route(self, texts):
+        self.calls += 1
         self.gate.wait(10)
         self.batches.append(list(texts))
         if any("boom" in t for t in texts):
             raise ValueError("cannot route boom")
         return [SimpleNamespace(text=t, version=self.version) for t in texts]
+
+
+async def _until(condition, timeout: float = 10.0) -> None:
+    """Wait for a state of the batcher or the router, instead of sleeping and hoping."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.001)
 
 
 async def _with_batcher(router, **kwargs):
@@ -77,9 +88,9 @@ async def test_a_full_queue_refuses_with_retry_after():
     router.gate.clear()  # the first batch blocks, the rest queue up
     batcher = await _with_batcher(router, max_size=2, max_wait_s=0, max_queue=4)
     running = asyncio.create_task(batcher.route(["a", "b"]))
-    await asyncio.sleep(0.05)
+    await _until(lambda: router.calls == 1)
     queued = asyncio.create_task(batcher.route(["c", "d", "e"]))
-    await asyncio.sleep(0.01)
+    await _until(lambda: batcher.depth == 3)
     with pytest.raises(Overloaded) as refused:
         await batcher.route(["f", "g"])
     assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
@@ -96,7 +107,7 @@ async def test_the_router_is_captured_when_a_batch_starts():
     batcher = MicroBatcher(lambda: current["router"], max_size=4, max_wait_s=0)
     batcher.start()
     first = asyncio.create_task(batcher.route(["in flight"]))
-    await asyncio.sleep(0.05)
+    await _until(lambda: old.calls == 1)
     current["router"] = new  # the swap
     old.gate.set()
     assert (await first)[0].version == "old"
@@ -122,12 +133,12 @@ async def test_a_cancelled_caller_does_not_block_the_others():
     router.gate.clear()
     batcher = await _with_batcher(router, max_size=1, max_wait_s=0)
     blocker = asyncio.create_task(batcher.route(["first"]))
-    await asyncio.sleep(0.02)
+    await _until(lambda: router.calls == 1)
     gone = asyncio.create_task(batcher.route(["abandoned"]))
-    await asyncio.sleep(0.01)
+    await _until(lambda: batcher.depth == 1)
     gone.cancel()
     stays = asyncio.create_task(batcher.route(["stays"]))
-    await asyncio.sleep(0.01)
+    await _until(lambda: gone.done() and batcher.depth >= 1)
     router.gate.set()
     assert (await stays)[0].text == "stays" and (await blocker)[0].text == "first"
     assert ["abandoned"] not in router.batches  # dropped before it cost a model call
@@ -187,9 +198,9 @@ async def test_a_text_past_its_deadline_fails_instead_of_being_routed_late():
     batcher = await _with_batcher(router, max_size=1, max_wait_s=0, deadline_s=0.05,
                                   on_wait=waits.append)
     running = asyncio.create_task(batcher.route(["a"]))
-    await asyncio.sleep(0.02)
+    await _until(lambda: router.calls == 1)
     late = asyncio.create_task(batcher.route(["b"]))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # the time that makes "b" late: what this test is about
     router.gate.set()
     assert (await running)[0].text == "a"
     with pytest.raises(Overloaded, match="waited"):
