@@ -81,7 +81,9 @@ def train_router(dataset_yaml: Path, preset: str, out: Path, **options: Any) -> 
                          target_precision=options.get("target_precision", 0.95),
                          version=options.get("version"), final=options.get("final", False))
     bundle = build_router(dataset_yaml, config, out, build)
-    typer.echo(f"\nbundle written: {bundle.path}")
+    typer.echo(f"\nbundle written: {bundle.path} ({bundle.manifest['training_seconds']:.0f} s of "
+               f"training, {bundle.metrics.get('seconds_packaging', 0):.0f} s of export and "
+               "calibration)")
     for head, part in bundle.manifest.get("parts_dev_accuracy", {}).items():
         w = bundle.manifest["fusion"][head]
         typer.echo(f"dev {head} (raw argmax): encoder {part['encoder']:.3f}, char n-grams "

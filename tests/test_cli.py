@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,18 @@ def test_train_refuses_an_unknown_preset(tmp_path):
                                  "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "quick" in result.output
+
+
+def test_train_prints_the_parts_the_held_out_figures_and_its_time(tmp_path, tiny_encoder_dir):
+    yaml_path = Path(__file__).parent / "fixtures" / "haikou-sample.yaml"
+    result = huying("train", yaml_path, "--preset", "tiny", "--base", tiny_encoder_dir,
+                    "--epochs", "1", "--out", tmp_path / "bundles", "--version", "cli-v1")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert re.search(r"bundle written: .*cli-v1 \(\d+ s of training, \d+ s of export", out)
+    assert "dev department (raw argmax): encoder" in out and "n-grams" in out
+    assert re.search(r"^test: category \d\.\d{3} \(top-3", out, re.M)
+    assert (tmp_path / "bundles" / "cli-v1" / "duplicates.json").is_file()
 
 
 def test_audit_opens_a_fresh_store_and_refuses_a_missing_dataset(tmp_path, monkeypatch):
