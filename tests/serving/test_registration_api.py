@@ -72,12 +72,12 @@ def test_a_nul_byte_is_refused_or_made_storable_and_never_logged(client, headers
 
 
 def test_a_routing_log_failure_registers_nothing(client, headers, monkeypatch):
-    from serving.store import service
+    from serving.store import complaints
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(service, "_log_routing", broken)
+    monkeypatch.setattr(complaints, "log_routed", broken)
     r = _register(client, headers, {"id": "a", "text": TEXT})
     assert r.status_code == 500
     assert _count(client, "complaints") == _count(client, "review_items") == 0

@@ -70,8 +70,10 @@ def test_the_audit_log_cannot_be_edited(store, taxonomy, make_routing, statement
 
 
 def test_the_service_has_no_way_to_change_the_audit_log():
-    source = inspect.getsource(service)
-    assert "update(AuditLog" not in source and "delete(" not in source
-    public = [n for n, f in vars(service).items() if inspect.isfunction(f)
-              and not n.startswith("_") and f.__module__ == service.__name__]
-    assert not [n for n in public if "audit" in n and n != "audit_trail"]
+    from serving.store import audit, complaints, queue, responses
+
+    for module in (audit, complaints, queue, responses):
+        source = inspect.getsource(module)
+        assert "update(AuditLog" not in source and "delete(" not in source, module.__name__
+    public = [n for n, f in vars(service).items() if inspect.isfunction(f)]
+    assert public and not [n for n in public if "audit" in n and n != "audit_trail"]

@@ -80,7 +80,7 @@ def test_registration_is_all_or_nothing(store, make_routing, monkeypatch):
     def overflow(*args, **kwargs):
         raise OverflowError("date value out of range")
 
-    monkeypatch.setattr(service, "due_date", overflow)
+    monkeypatch.setattr("serving.store.queue.due_date", overflow)
     with store.sessions() as s, pytest.raises(OverflowError):
         service.register_routed(s, "req-1", [_routed("x", make_routing()),
                                              _routed("y", make_routing(decision="review"))],

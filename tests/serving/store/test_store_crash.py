@@ -37,7 +37,9 @@ def test_an_exception_mid_correction_rolls_back_every_write(store, two_claimed, 
                                                             monkeypatch):
     a, b = two_claimed
     before = store.snapshot()
-    real_audit = service._audit
+    from serving.store import audit, responses
+
+    real_audit = audit.record_audit
 
     def audit_then_fail(session, actor, action, *args, **kwargs):
         real_audit(session, actor, action, *args, **kwargs)
@@ -45,7 +47,7 @@ def test_an_exception_mid_correction_rolls_back_every_write(store, two_claimed, 
             session.flush()
             raise RuntimeError("crash in the middle of the correction")
 
-    monkeypatch.setattr(service, "_audit", audit_then_fail)
+    monkeypatch.setattr(responses, "record_audit", audit_then_fail)
     with store.sessions() as s, pytest.raises(RuntimeError, match="crash"):
         service.submit_response(s, b.id, "li", Answer("correct", department="交通局"), taxonomy,
                                 now=T0)

@@ -1,0 +1,150 @@
+"""Registered complaints: registration with its routing log and review items in one
+transaction, removal, lookup."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from model.errors import Conflict, InvalidInput, NotFound
+from model.normalize import text_hash
+from serving.store.audit import aware_utc, complaint_state, current_time, record_audit
+from serving.store.db import write_transaction
+from serving.store.queue import RoutedText, log_routed
+from serving.store.tables import (
+    Complaint,
+)
+
+
+@dataclass(frozen=True)
+class NewComplaint:
+    """A complaint to register; `id` is the client's own."""
+
+    id: str
+    text: str
+    channel: str | None = None
+    location: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Registration:
+    registered: list[Complaint]
+    taken: list[str]  # ids already registered, also by a request committed meanwhile
+
+
+def register_complaints(session: Session, complaints: Sequence[NewComplaint], *, actor: str,
+                        model_version: str | None = None,
+                        now: datetime | None = None) -> list[Complaint]:
+    """Register complaints (all or none). Conflict if an id is already registered; a removed id
+    may be registered again."""
+    now = current_time(now)
+    _check_new(complaints)
+    with write_transaction(session):
+        return [_register_one(session, c, actor=actor, model_version=model_version, now=now)
+                for c in complaints]
+
+
+def register_routed(session: Session, request_id: str,
+                    complaints: Sequence[tuple[NewComplaint, RoutedText]], *, actor: str,
+                    model_version: str | None = None,
+                    now: datetime | None = None) -> Registration:
+    """Register routed complaints together with their routing log and, for those decided
+    `review`, their review items: one transaction, all of it or nothing. An id that is already
+    registered — also by a concurrent request — is skipped and listed in `taken`, and the
+    others are registered all the same."""
+    now = current_time(now)
+    _check_new([c for c, _ in complaints])
+    registered: list[tuple[Complaint, RoutedText]] = []
+    taken = []
+    with write_transaction(session):
+        for complaint, routed in complaints:
+            try:
+                with session.begin_nested():  # a savepoint: a lost race undoes only this one
+                    row = _register_one(session, complaint, actor=actor,
+                                        model_version=model_version, now=now)
+            except Conflict:
+                taken.append(complaint.id)
+                continue
+            registered.append((row, routed))
+        log_routed(session, request_id, [r for _, r in registered], actor=actor, enqueue=True,
+                     now=now)
+    return Registration(registered=[row for row, _ in registered], taken=taken)
+
+
+def _check_new(complaints: Sequence[NewComplaint]) -> None:
+    ids = [c.id for c in complaints]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise InvalidInput(f"complaint ids repeat in one request: {', '.join(repeated)}",
+                           field="id")
+    for c in complaints:
+        if not c.id or not c.text:
+            raise InvalidInput(f"complaint {c.id!r}: id and text are required",
+                               field="id" if not c.id else "text")
+        if c.received_at is not None:
+            aware_utc(c.received_at, "received_at")
+
+
+def _register_one(session: Session, c: NewComplaint, *, actor: str, model_version: str | None,
+                  now: datetime) -> Complaint:
+    """Insert (or re-register a removed) complaint inside the caller's transaction; Conflict if
+    the id is registered, including by a concurrent transaction that commits first."""
+    row = session.scalars(select(Complaint).where(Complaint.id == c.id).with_for_update()).first()
+    if row is not None and not row.removed:
+        raise Conflict(f"complaint already registered: {c.id}; remove it first or register it "
+                       "under a new id")
+    values = dict(text=c.text, text_hash=text_hash(c.text), channel=c.channel,
+                  location=c.location, received_at=c.received_at, registered_at=now,
+                  model_version=model_version, removed=False, removed_at=None)
+    before = None if row is None else complaint_state(row)
+    if row is None:
+        row = Complaint(id=c.id, **values)
+        session.add(row)
+    else:
+        for k, v in values.items():
+            setattr(row, k, v)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # registered at this moment by a concurrent request
+        raise Conflict(f"complaint {c.id!r} is already registered; remove it first or "
+                       "register it under a new id") from exc
+    record_audit(session, actor, "complaint.registered", row, before, complaint_state(row), now)
+    return row
+
+
+def remove_complaint(session: Session, complaint_id: str, *, actor: str,
+                     now: datetime | None = None) -> Complaint:
+    """Mark a complaint removed (kept for history; the similarity index drops it). Idempotent."""
+    now = current_time(now)
+    with write_transaction(session):
+        row = session.scalars(select(Complaint).where(Complaint.id == complaint_id)
+                              .with_for_update()).first()
+        if row is None:
+            raise NotFound(f"complaint {complaint_id!r} is not registered")
+        if not row.removed:
+            before = complaint_state(row)
+            row.removed, row.removed_at = True, now
+            session.flush()
+            record_audit(session, actor, "complaint.removed", row, before, complaint_state(row), now)
+        return row
+
+
+def get_complaint(session: Session, complaint_id: str, *,
+                  include_removed: bool = False) -> Complaint:
+    row = session.get(Complaint, complaint_id)
+    if row is None or (row.removed and not include_removed):
+        raise NotFound(f"complaint {complaint_id!r} is not registered"
+                       + (" (it was removed)" if row is not None else ""))
+    return row
+
+
+def registered_complaints(session: Session) -> list[Complaint]:
+    """All complaints not removed, oldest first: what the similarity index is rebuilt from."""
+    return list(session.scalars(select(Complaint).where(Complaint.removed.is_(False))
+                                .order_by(Complaint.registered_at, Complaint.id)))
