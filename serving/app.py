@@ -99,10 +99,9 @@ def create_app(settings: Settings | None = None, *,
             settings=settings, metrics=metrics, keys=KeyStore(settings.api_keys_file), slot=slot,
             batcher=batcher, store=store,
             routing=LoggedRoutingService(batcher, metrics, duplicate_finder or duplicates,
-                                         store.sessions))
+                                         store.sessions),
+            duplicates=duplicates, complaints=ComplaintRegistry(store.sessions, duplicates, metrics))
         app.state.services = services
-        app.state.duplicates = duplicates
-        app.state.complaints = ComplaintRegistry(store.sessions, duplicates, metrics)
         batcher.start()
         duplicates.start()
         try:

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from model.router import Router
 from serving.auth import KeyStore, Principal, Role, presented_key, require
 from serving.batching import MicroBatcher
+from serving.complaints import ComplaintRegistry
+from serving.duplicates import DuplicateService
 from serving.errors import ModelNotReady, StoreUnavailable
 from serving.metrics import Metrics
 from serving.model_slot import ModelSlot
@@ -40,6 +42,15 @@ class Services:
     batcher: MicroBatcher
     routing: RoutingService
     store: Store | None = None  # the database (serving/review.py: open_store)
+    duplicates: DuplicateService | None = None  # the similarity index of registered complaints
+    complaints: ComplaintRegistry | None = None  # behind /v1/complaints
+
+
+async def get_complaints(request: Request) -> ComplaintRegistry:
+    registry = (await get_services(request)).complaints
+    if registry is None:
+        raise StoreUnavailable("complaint registration needs the store, which is not open")
+    return registry
 
 
 async def get_settings(request: Request) -> Settings:
@@ -74,6 +85,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 RouterDep = Annotated[Router, Depends(get_router)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
+ComplaintsDep = Annotated[ComplaintRegistry, Depends(get_complaints)]
 
 # auto_error=False: a missing key is our 401 with our message, not FastAPI's 403. Declared as
 # security schemes so /docs shows an "Authorize" button for either header.

@@ -189,7 +189,7 @@ def release(session: Session, item_id: int, officer: str) -> ReviewItemSummaryPu
 # --- one item ------------------------------------------------------------------------------------
 
 class SimilarCaseFinder(Protocol):
-    """The optional hook on `app.state.duplicates`: registered complaints like a text."""
+    """The optional hook on `Services.duplicates`: registered complaints like a text."""
 
     def similar(self, text: str, *, limit: int) -> Sequence[Any]: ...
 

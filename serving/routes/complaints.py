@@ -6,13 +6,18 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from serving.body import read_json
-from serving.complaints import ComplaintRegistry
-from serving.deps import AnyKey, IntakeKey, RequestIdDep, ServicesDep, SettingsDep
+from serving.deps import (
+    AnyKey,
+    ComplaintsDep,
+    IntakeKey,
+    RequestIdDep,
+    ServicesDep,
+    SettingsDep,
+)
 from serving.duplicates import METADATA_KEYS
-from serving.errors import ModelNotReady
 from serving.review import officer_id
 from serving.routes import errors, json_body
 from serving.schemas import (
@@ -26,14 +31,6 @@ from serving.schemas import (
 router = APIRouter(tags=["complaints"])
 
 
-async def get_registry(request: Request) -> ComplaintRegistry:
-    registry = getattr(request.app.state, "complaints", None)
-    if registry is None:  # a request before the lifespan ran (or after it ended)
-        raise ModelNotReady("the server is starting or stopping; retry in a moment")
-    return registry
-
-
-RegistryDep = Annotated[ComplaintRegistry, Depends(get_registry)]
 ComplaintId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS,
                                   pattern=r"^[^\x00-\x1f\x7f]+$",
                                   description="the id the complaint was registered with")]
@@ -59,7 +56,7 @@ _EXAMPLES = {
     openapi_extra=json_body("RouteRequest", _EXAMPLES),
     responses=errors(400, 401, 403, 409, 413, 422, 503))
 async def register_complaints(request: Request, key: IntakeKey, settings: SettingsDep,
-                              services: ServicesDep, registry: RegistryDep,
+                              services: ServicesDep, registry: ComplaintsDep,
                               request_id: RequestIdDep) -> RegisterResponse:
     current = services.slot.current()  # 503 before reading the body if no model is loaded
     body = await read_json(request, settings.max_body_bytes)
@@ -78,7 +75,7 @@ async def register_complaints(request: Request, key: IntakeKey, settings: Settin
                 "not registered (or was removed).",
     responses=errors(401, 404, 422, 503))
 async def similar_complaints(
-    key: AnyKey, complaint_id: ComplaintId, services: ServicesDep, registry: RegistryDep,
+    key: AnyKey, complaint_id: ComplaintId, services: ServicesDep, registry: ComplaintsDep,
     k: Annotated[int | None, Query(ge=1, le=100, description="at most this many (default "
                                                                "HUYING_DUPLICATE_TOP_K)")] = None,
     window_days: Annotated[float | None, Query(gt=0, le=3650, description=(
@@ -105,5 +102,5 @@ async def similar_complaints(
                 "it is not registered or already removed.",
     responses=errors(401, 403, 404, 503))
 async def remove_complaint(key: IntakeKey, complaint_id: ComplaintId,
-                           registry: RegistryDep) -> ComplaintRemovedPublic:
+                           registry: ComplaintsDep) -> ComplaintRemovedPublic:
     return await registry.remove(complaint_id, actor=officer_id(key))

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse
 
 from serving import review
 from serving.body import read_json
-from serving.deps import OfficerKey, RouterDep, SessionsDep, SettingsDep
+from serving.deps import OfficerKey, RouterDep, ServicesDep, SessionsDep, SettingsDep
 from serving.routes import errors, json_body
 from serving.schemas import (
     MAX_LABEL_CHARS,
@@ -100,11 +100,10 @@ async def claim(item_id: ItemId, key: OfficerKey,
 
 @router.get("/items/{item_id}", summary="One item: suggestions, duty-list entry, similar cases, "
                                         "history", responses=errors(401, 403, 404, 422, 503))
-async def item(item_id: ItemId, request: Request, key: OfficerKey, sessions: SessionsDep,
-               router_: RouterDep) -> ReviewItemPublic:
-    similar = getattr(request.app.state, "duplicates", None)
+async def item(item_id: ItemId, key: OfficerKey, sessions: SessionsDep, router_: RouterDep,
+               services: ServicesDep) -> ReviewItemPublic:
     return await review.run(sessions, review.detail, item_id, review.officer_id(key),
-                            router_.bundle.taxonomy, similar)
+                            router_.bundle.taxonomy, services.duplicates)
 
 
 @router.put("/items/{item_id}/draft", summary="Save your draft answer (claims the item)",

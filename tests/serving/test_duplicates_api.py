@@ -81,7 +81,7 @@ def test_register_routes_stores_and_finds_duplicates_before_adding_itself(app_cl
     assert first["duplicates"][0] == {"id": "a1", "similarity": 1.0, "same_event": True,
                                       "exact": True}
     assert "a1" not in [d["id"] for d in second["duplicates"] if d["exact"]]
-    assert all(i in app_client.app.state.duplicates for i in ("a1", "a2", "a3"))
+    assert all(i in app_client.app.state.services.duplicates for i in ("a1", "a2", "a3"))
 
 
 def test_register_logs_the_routing_and_review_decisions_join_the_queue(app_client, headers):
@@ -253,7 +253,7 @@ def test_index_persists_across_restarts_with_the_same_answers(dup_settings, head
         before = [_similar(c, headers, i).json() for i in ("i1", "i2")]
     assert (tmp_path / "index" / "tiny-v1" / "index.npz").is_file()
     with TestClient(create_app(settings)) as c:
-        assert c.app.state.duplicates.last_build["how"].startswith("loaded")
+        assert c.app.state.services.duplicates.last_build["how"].startswith("loaded")
         assert [_similar(c, headers, i).json() for i in ("i1", "i2")] == before
 
 
@@ -262,11 +262,11 @@ def test_complaints_registered_after_the_last_save_are_recovered_from_the_store(
     settings = dup_settings(index_save_interval_s=3600)  # never saved while running
     with TestClient(create_app(settings)) as c:
         _register(c, headers, _c("j1", ORIGINAL))
-        c.app.state.duplicates.save()
+        c.app.state.services.duplicates.save()
         _register(c, headers, _c("j2", RELOGGED))
-        c.app.state.duplicates.close = lambda: None  # a crash: no save at shutdown
+        c.app.state.services.duplicates.close = lambda: None  # a crash: no save at shutdown
     with TestClient(create_app(settings)) as c:
-        assert c.app.state.duplicates.last_build["how"].endswith("(+1 from the store)")
+        assert c.app.state.services.duplicates.last_build["how"].endswith("(+1 from the store)")
         assert [d["id"] for d in _similar(c, headers, "j1").json()["duplicates"]] == ["j2"]
 
 
@@ -274,11 +274,11 @@ def test_a_removal_lost_in_a_crash_triggers_a_rebuild(dup_settings, headers):
     settings = dup_settings(index_save_interval_s=3600)
     with TestClient(create_app(settings)) as c:
         _register(c, headers, _c("k1", ORIGINAL), _c("k2", RELOGGED))
-        c.app.state.duplicates.save()
+        c.app.state.services.duplicates.save()
         c.delete("/v1/complaints/k2", headers=headers["intake"])
-        c.app.state.duplicates.close = lambda: None
+        c.app.state.services.duplicates.close = lambda: None
     with TestClient(create_app(settings)) as c:
-        assert c.app.state.duplicates.last_build["how"].startswith("rebuilt")
+        assert c.app.state.services.duplicates.last_build["how"].startswith("rebuilt")
         assert _similar(c, headers, "k1").json()["duplicates"] == []
 
 
@@ -287,7 +287,7 @@ def test_hot_swap_rebuilds_the_index_for_the_new_version(app_client, headers, tm
     before = _similar(app_client, headers, "l1").json()["duplicates"]
     r = app_client.post("/v1/admin/model", json={"version": "tiny-v2"}, headers=headers["admin"])
     assert r.status_code == 200, r.text
-    duplicates = app_client.app.state.duplicates
+    duplicates = app_client.app.state.services.duplicates
     assert duplicates.wait_ready(timeout=60)
     assert duplicates.status()["model_version"] == "tiny-v2" and duplicates.status()["size"] == 2
     assert (tmp_path / "index" / "tiny-v2" / "index.npz").is_file()
@@ -305,7 +305,7 @@ def test_a_store_failure_leaves_store_and_index_as_they_were(dup_settings, heade
 
     with TestClient(create_app(dup_settings()), raise_server_exceptions=False) as c:
         _register(c, headers, _c("m1", ORIGINAL))
-        duplicates = c.app.state.duplicates
+        duplicates = c.app.state.services.duplicates
         size = len(duplicates)
 
         def broken(*args, **kwargs):
@@ -321,7 +321,7 @@ def test_a_store_failure_leaves_store_and_index_as_they_were(dup_settings, heade
 
 
 def test_an_index_failure_is_logged_and_repaired_from_the_store(app_client, headers, monkeypatch):
-    duplicates = app_client.app.state.duplicates
+    duplicates = app_client.app.state.services.duplicates
     real_add = SimilarityIndex.add
     calls = []
 
@@ -344,11 +344,11 @@ def test_without_a_calibrated_bundle_or_settings_the_defaults_are_used(dup_setti
 
     with TestClient(create_app(dup_settings(duplicate_threshold=None,
                                             duplicate_floor=None))) as c:
-        limits = c.app.state.duplicates.thresholds()
+        limits = c.app.state.services.duplicates.thresholds()
         assert (limits.same_event, limits.floor, limits.source) == (
             DEFAULT_SAME_EVENT, DEFAULT_FLOOR, "default")
     with TestClient(create_app(dup_settings(duplicate_threshold=0.9))) as c:
-        assert c.app.state.duplicates.thresholds().source == "settings"
+        assert c.app.state.services.duplicates.thresholds().source == "settings"
 
 
 # ------------------------------------------------------------------ the service during a rebuild
@@ -453,4 +453,4 @@ def test_no_registration_body_gets_a_5xx(app_client, headers, items):
             assert (result["routing"] is None) != (result["error"] is None)
             text = items[result["index"]]["text"] if result["routing"] is not None else ""
             if normalize_text(text):  # registered with words left: in the index
-                assert result["id"] in app_client.app.state.duplicates
+                assert result["id"] in app_client.app.state.services.duplicates

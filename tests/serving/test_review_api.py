@@ -287,7 +287,7 @@ def test_item_detail_shows_similar_cases_from_the_duplicates_hook(client, header
         def similar(self, text: str, *, limit: int) -> list[dict[str, Any]]:
             return [{"id": "2018-1", "similarity": 0.93, "kind": "near", "text": "旧案"}]
 
-    client.app.state.duplicates = Finder()
+    client.app.state.services.duplicates = Finder()
     d = client.get(f"/v1/review/items/{item}", headers=headers["officer"]).json()
     assert d["similar"] == [{"id": "2018-1", "similarity": 0.93, "kind": "near", "text": "旧案"}]
 
@@ -298,7 +298,7 @@ def test_item_detail_shows_similar_cases_from_the_duplicates_hook(client, header
             return [{"id": own, "similarity": 1.0, "kind": "exact", "text": text},
                     {"id": "2018-1", "similarity": 0.93, "kind": "near", "text": "旧案"}]
 
-    client.app.state.duplicates = FindsItself()
+    client.app.state.services.duplicates = FindsItself()
     d = client.get(f"/v1/review/items/{item}", headers=headers["officer"]).json()
     assert own and [c["id"] for c in d["similar"]] == ["2018-1"]
 
@@ -306,7 +306,7 @@ def test_item_detail_shows_similar_cases_from_the_duplicates_hook(client, header
         def similar(self, text: str, *, limit: int) -> list[dict[str, Any]]:
             raise RuntimeError("index down")
 
-    client.app.state.duplicates = Broken()
+    client.app.state.services.duplicates = Broken()
     r = client.get(f"/v1/review/items/{item}", headers=headers["officer"])
     assert r.status_code == 200 and r.json()["similar"] == []
 
