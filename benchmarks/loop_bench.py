@@ -52,10 +52,10 @@ from model.hierarchy import decode  # noqa: E402
 from training.baseline import BaselineConfig, train_baseline  # noqa: E402
 from training.calibration import thresholds_for_precision  # noqa: E402
 from training.datasets import Record, load_dataset  # noqa: E402
+from training.gate import compare  # noqa: E402
 from training.retrain import (  # noqa: E402
     SplitDataset,
     TrainingSet,
-    compare,
     correction_records,
     hold_out_recent,
     training_set,

@@ -15,14 +15,12 @@ from model.errors import BundleError, Conflict, DataError, InvalidInput
 from model.normalize import normalize_text
 from model.versions import promote, rollback
 from training.datasets import Record, load_dataset
+from training.gate import Comparison, compare, write_comparison
 from training.retrain import (
-    Comparison,
-    compare,
     correction_records,
     hold_out_recent,
     retrain,
     training_set,
-    write_comparison,
 )
 
 FIXTURE_YAML = Path(__file__).resolve().parent.parent / "fixtures" / "haikou-sample.yaml"
@@ -241,6 +239,7 @@ def test_recent_corrections_are_a_second_scope():
     records, candidate, current = _gate_case()
     recent = [{"complaint_id": r.id, "text": r.text, "department": r.labels["department"]}
               for r in records[60:]]  # only 交通局 rows: the candidate is worse there
+    recent = correction_records(recent)
     result = compare(candidate, current, records[:60], recent, min_support=50)
     assert set(result.scores) == {"test", "recent"}
     assert any(r.startswith("recent, overall, department") for r in result.reasons)
@@ -352,8 +351,9 @@ def test_promote_and_rollback_refuse_a_damaged_model(bundles_with, damage_weight
 def test_retrain_builds_compares_and_promotes(tmp_path, haikou_sample, tiny_bundle,
                                               tiny_encoder_dir):
     from training.finetune import FinetuneConfig
+    from training.gate import Gate
     from training.pipeline import BuildOptions
-    from training.retrain import Gate, RetrainConfig
+    from training.retrain import RetrainConfig
 
     root = tmp_path / "bundles"
     root.mkdir()
