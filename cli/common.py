@@ -67,7 +67,7 @@ def show_splits(dataset: Dataset) -> dict[str, list[Record]]:
 
 
 def store_session() -> Any:
-    from serving.review import open_store
     from serving.settings import load_settings
+    from serving.storage import open_store
 
     return open_store(load_settings().database_url).sessions()

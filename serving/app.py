@@ -37,11 +37,11 @@ from serving.errors import install_error_handlers
 from serving.metrics import Metrics
 from serving.middleware import RequestContextMiddleware
 from serving.model_slot import ModelSlot, RouterLoader
-from serving.review import LoggedRoutingService, open_store
 from serving.routes import admin, complaints, feedback, health, model, review, route
-from serving.routing import DuplicateFinder
+from serving.routing import DuplicateFinder, RoutingService
 from serving.schemas import ComplaintIn, FeedbackIn, ReviewAnswerIn, RouteRequest, SwapRequest
 from serving.settings import Settings, batch_workers, load_settings
+from serving.storage import open_store
 
 log = logging.getLogger("huying.serving")
 
@@ -95,12 +95,12 @@ def create_app(settings: Settings | None = None, *,
             duplicates.use_router(router)
 
         slot.on_change = on_change
+        routing = RoutingService(batcher, metrics, duplicate_finder or duplicates, store.sessions)
         services = Services(
             settings=settings, metrics=metrics, keys=KeyStore(settings.api_keys_file), slot=slot,
             batcher=batcher, store=store,
-            routing=LoggedRoutingService(batcher, metrics, duplicate_finder or duplicates,
-                                         store.sessions),
-            duplicates=duplicates, complaints=ComplaintRegistry(store.sessions, duplicates, metrics))
+            routing=routing, duplicates=duplicates,
+            complaints=ComplaintRegistry(store.sessions, duplicates, routing))
         app.state.services = services
         batcher.start()
         duplicates.start()

@@ -26,9 +26,9 @@ from serving.duplicates import DuplicateService
 from serving.errors import ModelNotReady, StoreUnavailable
 from serving.metrics import Metrics
 from serving.model_slot import ModelSlot
-from serving.review import Store
 from serving.routing import RoutingService
 from serving.settings import Settings
+from serving.storage import Store
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Services:
     slot: ModelSlot
     batcher: MicroBatcher
     routing: RoutingService
-    store: Store | None = None  # the database (serving/review.py: open_store)
+    store: Store | None = None  # the database (serving/storage.py: open_store)
     duplicates: DuplicateService | None = None  # the similarity index of registered complaints
     complaints: ComplaintRegistry | None = None  # behind /v1/complaints
 
@@ -69,7 +69,7 @@ async def get_router(request: Request) -> Router:
 
 
 async def get_sessions(request: Request) -> sessionmaker[Session]:
-    """The store's session factory; services open one session per unit of work (review.run)."""
+    """The store's session factory; one session per unit of work (serving.storage.run)."""
     store = (await get_services(request)).store
     if store is None:
         raise StoreUnavailable("this server has no store; set HUYING_DATABASE_URL")

@@ -1,40 +1,27 @@
-"""The review service: the store opened for the app, routings logged, and the officers' queue.
+"""The officers' review queue: the store's rows turned into the API's schemas.
 
-    store = open_store(settings.database_url)      # in the lifespan: migrated to head
     page = await run(store.sessions, queue, QueueFilter(department="公安局"), limit=50, offset=0)
     item = await run(store.sessions, claim_next, officer_id(principal), QueueFilter())
 
-The store (serving/store/service.py) is synchronous SQLAlchemy: `run` calls one function of this
-module in a worker thread, with a session of its own, so a slow disk or a locked SQLite file never
-stalls the event loop. These functions turn the store's rows into the API's schemas; the store does
-the checking, the claiming and the audit log.
+Each function takes a session first, for `serving.storage.run` (a worker thread, a session of its
+own); the store does the checking, the claiming and the audit log.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from model.duty import duration
 from model.taxonomy import Taxonomy
 from serving.auth import Principal
-from serving.batching import MicroBatcher
-from serving.errors import StoreUnavailable
-from serving.metrics import Metrics
-from serving.routing import DuplicateFinder, RoutingService
 from serving.schemas import (
     AuditEntryPublic,
-    ComplaintIn,
     DutyEntryPublic,
     FeedbackIn,
     HeadPublic,
@@ -43,102 +30,22 @@ from serving.schemas import (
     ReviewItemPublic,
     ReviewItemSummaryPublic,
     ReviewQueuePublic,
-    RouteResponse,
-    RoutingPublic,
     SimilarCasePublic,
     SuggestionPublic,
 )
 from serving.store import service
-from serving.store.db import make_engine, make_sessionmaker, normalise_url
-from serving.store.migrations import upgrade
-from serving.store.service import Answer, QueueFilter, RoutedText
+from serving.store.service import Answer, QueueFilter
 from serving.store.tables import Response as ResponseRow
 from serving.store.tables import ReviewItem
 
 log = logging.getLogger("huying.serving")
 
-T = TypeVar("T")
-# The actor of the audit entries written when the model's decision puts an item in the queue.
-ROUTER_ACTOR = "router"
 SIMILAR_LIMIT = 5
-
-
-# --- the store, opened once per app ------------------------------------------------------------
-
-@dataclass
-class Store:
-    """The app's database: an engine and the sessions made from it."""
-
-    engine: Engine
-    sessions: sessionmaker[Session]
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-
-def open_store(url: str) -> Store:
-    """Open the database at `url` and migrate it to head (a SQLite file's folder is created)."""
-    parsed = normalise_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(parsed)
-    try:
-        upgrade(engine)
-    except BaseException:
-        engine.dispose()
-        raise
-    return Store(engine=engine, sessions=make_sessionmaker(engine))
-
-
-async def run(sessions: sessionmaker[Session], fn: Callable[..., T], /, *args: Any,
-              **kwargs: Any) -> T:
-    """`fn(session, *args, **kwargs)` in a worker thread with a session of its own."""
-    def work() -> T:
-        with sessions() as session:
-            return fn(session, *args, **kwargs)
-
-    try:
-        return await asyncio.to_thread(work)
-    except OperationalError as exc:  # unreachable server, or SQLite locked past its timeout
-        log.error("store unavailable: %s", exc)
-        raise StoreUnavailable("the database is unavailable or busy; retry in a moment") from exc
 
 
 def officer_id(principal: Principal) -> str:
     """Who a key is in the store (claims, responses, audit log): its name and its public id."""
     return f"{principal.name[:100]} ({principal.key_id})"
-
-
-# --- every routing logged ----------------------------------------------------------------------
-
-class LoggedRoutingService(RoutingService):
-    """The routing service, logging each routed complaint in the store after routing it.
-
-    Complaints decided `review` join the review queue (the store does that). If the log cannot be
-    written the request fails (503): a `review` that no officer would ever see is worse than a retry.
-    """
-
-    def __init__(self, batcher: MicroBatcher, metrics: Metrics,
-                 duplicates: DuplicateFinder | None, sessions: sessionmaker[Session]):
-        super().__init__(batcher, metrics, duplicates)
-        self.sessions = sessions
-
-    async def route(self, body: Any, **kwargs: Any) -> RouteResponse:
-        response = await super().route(body, **kwargs)
-        routed = [routed_text(body["complaints"][r.index], r.routing) for r in response.results
-                  if r.routing is not None]
-        if routed:
-            await run(self.sessions, service.log_routing, response.request_id, routed,
-                      actor=ROUTER_ACTOR)
-        return response
-
-
-def routed_text(raw: Any, routing: RoutingPublic) -> RoutedText:
-    """What the store logs for one routed complaint (ComplaintIn has made its fields storable)."""
-    complaint = ComplaintIn.model_validate(raw)  # it was valid when routed
-    return RoutedText(text=complaint.text, routing=routing.model_dump(mode="json"),
-                      complaint_id=complaint.id, channel=complaint.channel,
-                      location=complaint.location, received_at=complaint.received_at)
 
 
 # --- the queue -----------------------------------------------------------------------------------

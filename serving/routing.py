@@ -1,4 +1,5 @@
-"""The routing service behind POST /v1/route: validate each complaint, micro-batch, assemble.
+"""The routing service behind POST /v1/route and POST /v1/complaints: validate each complaint,
+micro-batch, log, assemble.
 
 Semantics of a batch request (documented in the OpenAPI schema too):
 - The body must be an object with a `complaints` list of 1 to HUYING_MAX_COMPLAINTS items;
@@ -7,9 +8,13 @@ Semantics of a batch request (documented in the OpenAPI schema too):
   types, an id repeated in the request) gets `{"index", "id", "error"}` in its result, the good
   items are routed: HTTP 200 with `errors` counting the bad ones. Results keep request order.
 - If the model fails on one complaint, only that item carries a `routing_failed` error.
+- Every routed complaint is logged in the store (those decided `review` join the review queue)
+  before the response is sent, exactly as the response shows it (one serialiser:
+  `Routing.to_dict()`); if the log cannot be written the request fails with 503 (serving/storage.py):
+  a `review` that no officer would ever see is worse than a retry.
 
 Extension point: `duplicates`, a DuplicateFinder (the similarity index) that fills each result's
-`duplicates`. None by default, and then every `duplicates` is [].
+`duplicates`; an exception there is logged and leaves them empty.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
 
 from model.router import Routing
 from serving.batching import MicroBatcher
@@ -33,8 +40,12 @@ from serving.schemas import (
     RouteResult,
     RoutingPublic,
 )
+from serving.storage import run
+from serving.store import service as store
 
 log = logging.getLogger("huying.serving")
+# The actor of the audit entries written when the model's decision puts an item in the queue.
+ROUTER_ACTOR = "router"
 
 
 class DuplicateFinder(Protocol):
@@ -42,24 +53,70 @@ class DuplicateFinder(Protocol):
 
     Called in a worker thread with the valid complaints and their routings (each Routing has the
     model version and the embedding); returns one list of duplicates per complaint, in order.
-    It may also register the complaints. An exception is logged and leaves `duplicates` empty.
     """
 
     def find(self, complaints: Sequence[ComplaintIn],
              routings: Sequence[Routing]) -> Sequence[Sequence[DuplicatePublic]]: ...
 
 
+@dataclass(frozen=True)
+class Routed:
+    """One valid complaint of a request and its routing; `index` is its place in the request."""
+
+    index: int
+    complaint: ComplaintIn
+    routing: Routing
+
+    def logged(self) -> store.RoutedText:
+        """What the store logs for it."""
+        c = self.complaint
+        return store.RoutedText(text=c.text, routing=self.routing.to_dict(), complaint_id=c.id,
+                                channel=c.channel, location=c.location,
+                                received_at=c.received_at)
+
+
+@dataclass
+class RoutedBatch:
+    """A request's results in request order (an error or a routing each) and its routed items."""
+
+    results: list[RouteResult]
+    routed: list[Routed]
+
+    def model_version(self, default: str) -> str:
+        versions = {r.routing.model_version for r in self.routed}
+        return versions.pop() if len(versions) == 1 else default
+
+
 class RoutingService:
-    """Turns a parsed /v1/route body into a RouteResponse."""
+    """Validates and routes a request's complaints; `route` also logs them (with `sessions`) and
+    finds their duplicates (with `duplicates`)."""
 
     def __init__(self, batcher: MicroBatcher, metrics: Metrics,
-                 duplicates: DuplicateFinder | None = None):
+                 duplicates: DuplicateFinder | None = None,
+                 sessions: sessionmaker[Session] | None = None):
         self.batcher = batcher
         self.metrics = metrics
         self.duplicates = duplicates
+        self.sessions = sessions
 
     async def route(self, body: Any, *, max_complaints: int, max_text_chars: int,
                     request_id: str, model_version: str) -> RouteResponse:
+        """POST /v1/route: validate, route, log, add duplicates."""
+        batch = await self.route_items(body, max_complaints=max_complaints,
+                                       max_text_chars=max_text_chars)
+        if batch.routed and self.sessions is not None:
+            await run(self.sessions, store.log_routing, request_id,
+                      [r.logged() for r in batch.routed], actor=ROUTER_ACTOR)
+        if batch.routed and self.duplicates is not None:
+            await self._add_duplicates(self.duplicates, batch)
+        return RouteResponse(request_id=request_id, model_version=batch.model_version(model_version),
+                             routed=len(batch.routed), errors=len(batch.results) - len(batch.routed),
+                             results=batch.results)
+
+    async def route_items(self, body: Any, *, max_complaints: int,
+                          max_text_chars: int) -> RoutedBatch:
+        """Validate each item and route the valid ones (nothing logged): the shared first half of
+        /v1/route and /v1/complaints. Counts routings and item errors in the metrics."""
         raw_items = _complaints(body, max_complaints)
         results = [RouteResult(index=i) for i in range(len(raw_items))]
         valid: list[tuple[int, ComplaintIn]] = []
@@ -81,7 +138,7 @@ class RoutingService:
             seen.add(complaint.id)
             valid.append((i, complaint))
 
-        routed: list[tuple[int, ComplaintIn, Routing]] = []
+        routed: list[Routed] = []
         if valid:
             outcomes = await self.batcher.route([c.text for _, c in valid])
             for (i, complaint), outcome in zip(valid, outcomes, strict=True):
@@ -90,30 +147,19 @@ class RoutingService:
                                                    field=f"complaints[{i}].text")
                 else:
                     results[i].routing = RoutingPublic.of(outcome)
-                    routed.append((i, complaint, outcome))
-        if routed and self.duplicates is not None:
-            await self._add_duplicates(routed, results)
-
-        self.metrics.observe_routings(r for _, _, r in routed)
+                    routed.append(Routed(i, complaint, outcome))
+        self.metrics.observe_routings(r.routing for r in routed)
         for result in results:
             if result.error is not None:
                 self.metrics.errors.labels(result.error.code).inc()
-        versions = {r.model_version for _, _, r in routed}
-        return RouteResponse(
-            request_id=request_id,
-            model_version=versions.pop() if len(versions) == 1 else model_version,
-            routed=len(routed), errors=len(results) - len(routed), results=results)
+        return RoutedBatch(results=results, routed=routed)
 
-    async def _add_duplicates(self, routed: list[tuple[int, ComplaintIn, Routing]],
-                              results: list[RouteResult]) -> None:
-        finder = self.duplicates
-        if finder is None:
-            return
+    async def _add_duplicates(self, finder: DuplicateFinder, batch: RoutedBatch) -> None:
         try:
-            found = await asyncio.to_thread(finder.find, [c for _, c, _ in routed],
-                                            [r for _, _, r in routed])
-            for (i, _, _), dups in zip(routed, found, strict=True):
-                results[i].duplicates = list(dups)
+            found = await asyncio.to_thread(finder.find, [r.complaint for r in batch.routed],
+                                            [r.routing for r in batch.routed])
+            for r, dups in zip(batch.routed, found, strict=True):
+                batch.results[r.index].duplicates = list(dups)
         except Exception:  # an optional extension must not cost the caller its routings
             log.exception("duplicate search failed; results carry no duplicates")
             self.metrics.errors.labels("duplicates_failed").inc()

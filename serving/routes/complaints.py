@@ -61,7 +61,7 @@ async def register_complaints(request: Request, key: IntakeKey, settings: Settin
     current = services.slot.current()  # 503 before reading the body if no model is loaded
     body = await read_json(request, settings.max_body_bytes)
     return await registry.register(
-        body, batcher=services.batcher, max_complaints=settings.max_complaints,
+        body, max_complaints=settings.max_complaints,
         max_text_chars=settings.max_text_chars, request_id=request_id,
         model_version=current.version, actor=officer_id(key))
 
@@ -92,7 +92,7 @@ async def similar_complaints(
                   if (m in policy.match if wanted[m] is None else wanted[m]))
     policy = replace(policy, match=match, top_k=k or policy.top_k,
                      window=policy.window if window_days is None else timedelta(days=window_days))
-    return await registry.similar(complaint_id, batcher=services.batcher, policy=policy)
+    return await registry.similar(complaint_id, policy=policy)
 
 
 @router.delete(

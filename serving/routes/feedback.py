@@ -13,6 +13,7 @@ from serving.body import read_json
 from serving.deps import IntakeKey, RouterDep, SessionsDep, SettingsDep
 from serving.routes import errors, json_body
 from serving.schemas import FeedbackIn, ResponsePublic
+from serving.storage import run
 
 router = APIRouter(tags=["review"])
 
@@ -36,5 +37,5 @@ _EXAMPLES = {
 async def post_feedback(request: Request, key: IntakeKey, settings: SettingsDep,
                         sessions: SessionsDep, router_: RouterDep) -> ResponsePublic:
     body = FeedbackIn.model_validate(await read_json(request, settings.max_body_bytes))
-    return await review.run(sessions, review.feedback, body, router_.bundle.taxonomy,
+    return await run(sessions, review.feedback, body, router_.bundle.taxonomy,
                             source=key.name[:128] or key.key_id, actor=review.officer_id(key))

@@ -28,6 +28,7 @@ from serving.schemas import (
     ReviewItemSummaryPublic,
     ReviewQueuePublic,
 )
+from serving.storage import run
 from serving.store.service import MAX_PAGE, QueueFilter
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -73,12 +74,12 @@ async def list_queue(key: OfficerKey, sessions: SessionsDep, filters: Filters,
                      limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
                      offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> ReviewQueuePublic:
     chosen = replace(filters, status=None if status == "all" else status)
-    return await review.run(sessions, review.queue, chosen, limit=limit, offset=offset)
+    return await run(sessions, review.queue, chosen, limit=limit, offset=offset)
 
 
 @router.get("/mine", summary="The items you hold now", responses=errors(401, 403, 503))
 async def my_items(key: OfficerKey, sessions: SessionsDep) -> list[ReviewItemSummaryPublic]:
-    return await review.run(sessions, review.mine, review.officer_id(key))
+    return await run(sessions, review.mine, review.officer_id(key))
 
 
 @router.post("/claim-next", summary="Claim the most urgent free item matching the filters",
@@ -86,7 +87,7 @@ async def my_items(key: OfficerKey, sessions: SessionsDep) -> list[ReviewItemSum
              responses={204: {"description": "No free item matches"}, **errors(401, 403, 422, 503)})
 async def claim_next(key: OfficerKey, sessions: SessionsDep,
                      filters: Filters) -> ReviewItemSummaryPublic | Response:
-    item = await review.run(sessions, review.claim_next, review.officer_id(key), filters)
+    item = await run(sessions, review.claim_next, review.officer_id(key), filters)
     return Response(status_code=204) if item is None else item
 
 
@@ -95,14 +96,14 @@ async def claim_next(key: OfficerKey, sessions: SessionsDep,
              responses=errors(401, 403, 404, 409, 422, 503))
 async def claim(item_id: ItemId, key: OfficerKey,
                 sessions: SessionsDep) -> ReviewItemSummaryPublic:
-    return await review.run(sessions, review.claim, item_id, review.officer_id(key))
+    return await run(sessions, review.claim, item_id, review.officer_id(key))
 
 
 @router.get("/items/{item_id}", summary="One item: suggestions, duty-list entry, similar cases, "
                                         "history", responses=errors(401, 403, 404, 422, 503))
 async def item(item_id: ItemId, key: OfficerKey, sessions: SessionsDep, router_: RouterDep,
                services: ServicesDep) -> ReviewItemPublic:
-    return await review.run(sessions, review.detail, item_id, review.officer_id(key),
+    return await run(sessions, review.detail, item_id, review.officer_id(key),
                             router_.bundle.taxonomy, services.duplicates)
 
 
@@ -113,7 +114,7 @@ async def item(item_id: ItemId, key: OfficerKey, sessions: SessionsDep, router_:
 async def save_draft(item_id: ItemId, request: Request, key: OfficerKey, settings: SettingsDep,
                      sessions: SessionsDep) -> ResponsePublic:
     body = ReviewAnswerIn.model_validate(await read_json(request, settings.max_body_bytes))
-    return await review.run(sessions, review.save_draft, item_id, review.officer_id(key), body)
+    return await run(sessions, review.save_draft, item_id, review.officer_id(key), body)
 
 
 @router.post("/items/{item_id}/submit", summary="Submit your answer: the item is done",
@@ -126,7 +127,7 @@ async def save_draft(item_id: ItemId, request: Request, key: OfficerKey, setting
 async def submit(item_id: ItemId, request: Request, key: OfficerKey, settings: SettingsDep,
                  sessions: SessionsDep, router_: RouterDep) -> ResponsePublic:
     body = ReviewAnswerIn.model_validate(await read_json(request, settings.max_body_bytes))
-    return await review.run(sessions, review.submit, item_id, review.officer_id(key), body,
+    return await run(sessions, review.submit, item_id, review.officer_id(key), body,
                             router_.bundle.taxonomy)
 
 
@@ -134,7 +135,7 @@ async def submit(item_id: ItemId, request: Request, key: OfficerKey, settings: S
              responses=errors(401, 403, 404, 409, 422, 503))
 async def release(item_id: ItemId, key: OfficerKey,
                   sessions: SessionsDep) -> ReviewItemSummaryPublic:
-    return await review.run(sessions, review.release, item_id, review.officer_id(key))
+    return await run(sessions, review.release, item_id, review.officer_id(key))
 
 
 @pages.get("/review")

@@ -19,8 +19,8 @@ from model.normalize import normalize_text
 from model.router import Router
 from serving.app import create_app
 from serving.duplicates import DuplicatePolicy, DuplicateService, Entry, Query
-from serving.review import open_store
 from serving.settings import load_settings
+from serving.storage import open_store
 
 # Real Haikou 12345 complaints; PARAPHRASE retells ORIGINAL in other words.
 ORIGINAL = "龙华区南沙路坡博新村二巷102号处有一盏路灯不亮，晚上出行很不方便"

@@ -137,6 +137,35 @@ def test_route_logs_every_routing_and_queues_the_reviews(client, headers, texts,
     assert q["total"] == len(reviews)
 
 
+def test_both_paths_log_exactly_the_routing_they_answer(client, headers, texts, db):
+    routed = client.post("/v1/route", json={"complaints": [{"id": "x1", "text": texts[0]}]},
+                         headers=headers["intake"]).json()
+    registered = client.post("/v1/complaints", json={"complaints": [{"id": "x2", "text": texts[1]}]},
+                             headers=headers["intake"]).json()
+    logged = {row.complaint_id: row.suggestions for row in db.scalars(select(RoutingLog))}
+    assert logged["x1"] == routed["results"][0]["routing"]
+    assert logged["x2"] == registered["results"][0]["routing"]
+
+
+@pytest.mark.parametrize("path", ["/v1/route", "/v1/complaints"])
+def test_a_log_that_cannot_be_written_is_a_503_on_both_paths(client, headers, texts, db, path,
+                                                           monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from serving.store import complaints, queue
+
+    def unavailable(*args, **kwargs):
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    for module in (complaints, queue):
+        monkeypatch.setattr(module, "log_routed", unavailable)
+    r = client.post(path, json={"complaints": [{"id": "lost", "text": texts[2]}]},
+                    headers=headers["intake"])
+    assert r.status_code == 503 and r.headers["retry-after"], r.text
+    assert db.scalar(select(func.count()).select_from(RoutingLog)) == 0
+    assert db.scalar(select(func.count()).select_from(ReviewItem)) == 0
+
+
 # ------------------------------------------------------------------ queue
 
 
