@@ -43,10 +43,8 @@ def keys(key_file) -> dict[str, str]:
     return key_file[1]
 
 
-@pytest.fixture
-def bundles_dir(tmp_path, tiny_bundle, bundle_copy) -> Path:
-    """bundles/ with tiny-v1 active and a tiny-v2 next to it (same model, another version)."""
-    directory = tmp_path / "bundles"
+def _bundles(root: Path, tiny_bundle, bundle_copy) -> Path:
+    directory = root / "bundles"
     directory.mkdir()
     shutil.copytree(tiny_bundle.path, directory / "tiny-v1")
     bundle_copy(tiny_bundle.path, directory, "tiny-v2")
@@ -54,18 +52,37 @@ def bundles_dir(tmp_path, tiny_bundle, bundle_copy) -> Path:
     return directory
 
 
+def _settings(root: Path, bundles_dir: Path, key_file) -> Settings:
+    return load_settings(bundles_dir=bundles_dir, api_keys_file=key_file[0],
+                         demo_keys_file=root / "demo-keys.txt", batch_max_wait_ms=2,
+                         database_url=f"sqlite:///{root / 'huying.db'}", index_dir=root / "index")
+
+
+@pytest.fixture
+def bundles_dir(tmp_path, tiny_bundle, bundle_copy) -> Path:
+    """bundles/ with tiny-v1 active and a tiny-v2 next to it (same model, another version)."""
+    return _bundles(tmp_path, tiny_bundle, bundle_copy)
+
+
 @pytest.fixture
 def settings(tmp_path, bundles_dir, key_file) -> Settings:
-    return load_settings(bundles_dir=bundles_dir, api_keys_file=key_file[0],
-                         demo_keys_file=tmp_path / "demo-keys.txt", batch_max_wait_ms=2,
-                         database_url=f"sqlite:///{tmp_path / 'huying.db'}",
-                         index_dir=tmp_path / "index")
+    return _settings(tmp_path, bundles_dir, key_file)
 
 
 @pytest.fixture
 def client(settings):
     """A started app (lifespan run: the model is loaded) behind a TestClient."""
     with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def started_app(tmp_path_factory, tiny_bundle, bundle_copy, key_file):
+    """One started app for a whole module whose tests do not change what it serves (its
+    routing log grows): starting an app per test costs a model load and an index build."""
+    root = tmp_path_factory.mktemp("app")
+    with TestClient(create_app(_settings(root, _bundles(root, tiny_bundle, bundle_copy),
+                                         key_file))) as c:
         yield c
 
 

@@ -7,6 +7,12 @@ import json
 import pytest
 
 
+@pytest.fixture(scope="module")
+def client(started_app):
+    """These tests change nothing the app serves: one started app for the module."""
+    return started_app
+
+
 def _body(*texts: str) -> dict:
     return {"complaints": [{"id": str(i), "text": t} for i, t in enumerate(texts)]}
 
