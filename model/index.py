@@ -21,7 +21,14 @@ import faiss
 import numpy as np
 
 from model.errors import SimilarityIndexError
+from model.index_segment import HNSW_EF_CONSTRUCTION, HNSW_M, MIN_HNSW_KEPT, Segment, utf8_array
 from model.lexical import Lexical, blend
+
+__all__ = [
+    "COMPACT_DEAD_FRACTION", "DEFAULT_BUCKET_SECONDS", "DEFAULT_EF_SEARCH", "DEFAULT_EXACT_BELOW",
+    "HNSW_EF_CONSTRUCTION", "HNSW_M", "MIN_HNSW_KEPT", "Match", "SimilarityIndex",
+    "rerank_candidates",
+]
 
 # Measured with `benchmarks/index_bench.py --compare` (2 busy cores, dim 384, one query): an
 # exact scan takes ~0.1 ms at 4k rows and grows linearly (0.2 ms at 8k, 0.7 ms at 16k), while
@@ -32,10 +39,6 @@ DEFAULT_EXACT_BELOW = 4096
 # only partly inside it, and only those need a per-row time mask.
 DEFAULT_BUCKET_SECONDS = 7 * 86400.0
 DEFAULT_EF_SEARCH = 64
-# FAISS's own defaults; they built fastest among the settings with recall@10 >= 0.99 here.
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 40
-MIN_HNSW_KEPT = 0.25  # smallest fraction of a segment a filter may keep for HNSW (see _ann)
 # Tombstones cost search time and memory; past this dead fraction a segment is rebuilt.
 COMPACT_DEAD_FRACTION = 0.25
 # With a lexical model, top-k is re-ranked from the 4k + 20 nearest by embedding. On real pairs
@@ -59,61 +62,6 @@ class Match:
     id: str
     similarity: float
     exact: bool
-
-
-class _Segment:
-    """The rows of one time bucket; their vectors live only in `index` (flat, or HNSW once big)."""
-
-    def __init__(self, dim: int):
-        self.index: Any = faiss.IndexFlatIP(dim)  # IndexFlatIP, later IndexHNSWFlat
-        self.ids: list[str] = []
-        self.hashes: list[str] = []
-        self.texts: list[str] = []  # normalised texts, for the lexical similarity (or empty)
-        self.times = np.empty(0, np.float64)
-        self.alive = np.empty(0, bool)
-        self.meta: dict[str, np.ndarray] = {}  # key -> int32 value codes, -1 = key absent
-        self.n_dead = 0
-
-    @property
-    def is_hnsw(self) -> bool:
-        return isinstance(self.index, faiss.IndexHNSW)
-
-    def flat(self) -> faiss.Index:
-        # Exact search of an HNSW segment goes to its storage: same vectors, no second copy.
-        return faiss.downcast_index(self.index.storage) if self.is_hnsw else self.index
-
-    def append(self, vectors, ids, hashes, texts, times, meta: dict[str, np.ndarray],
-               exact_below) -> None:
-        n0 = len(self.ids)
-        if not self.is_hnsw and n0 + len(ids) >= exact_below:
-            old = self.index.reconstruct_n(0, n0) if n0 else np.empty((0, vectors.shape[1]))
-            self.index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            self.index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            vectors = np.vstack([old, vectors]).astype(np.float32)
-        self.index.add(vectors)
-        self.ids += ids
-        self.hashes += hashes
-        self.texts += texts
-        self.times = np.concatenate([self.times, times])
-        self.alive = np.concatenate([self.alive, np.ones(len(ids), bool)])
-        for key in self.meta.keys() | meta.keys():
-            old_codes = self.meta.get(key, np.full(n0, -1, np.int32))
-            new_codes = meta.get(key, np.full(len(ids), -1, np.int32))
-            self.meta[key] = np.concatenate([old_codes, new_codes])
-
-    def rows_selected(self, since, until, where_codes, exclude_rows) -> np.ndarray | None:
-        """Boolean mask of searchable rows, or None when every row qualifies (the fast path)."""
-        mask = self.alive.copy() if self.n_dead else None
-        if self.times.min() < since or self.times.max() > until:  # window cuts this segment
-            inside = (self.times >= since) & (self.times <= until)
-            mask = inside if mask is None else mask & inside
-        for key, code in where_codes.items():
-            match = self.meta[key] == code if key in self.meta else np.zeros(len(self.ids), bool)
-            mask = match if mask is None else mask & match
-        if exclude_rows:
-            mask = np.ones(len(self.ids), bool) if mask is None else mask
-            mask[exclude_rows] = False
-        return mask
 
 
 class SimilarityIndex:
@@ -151,7 +99,7 @@ class SimilarityIndex:
         self.bucket_seconds = float(bucket_seconds)
         self.ef_search = ef_search
         self.lexical = lexical
-        self._segments: dict[int, _Segment] = {}
+        self._segments: dict[int, Segment] = {}
         self._where: dict[str, tuple[int, int]] = {}  # id -> (segment key, row)
         self._by_hash: dict[str, set[str]] = {}
         self._vocab: dict[str, dict[str, int]] = {}  # metadata key -> value -> code
@@ -195,7 +143,7 @@ class SimilarityIndex:
             keys = np.floor(times_arr / self.bucket_seconds).astype(np.int64)
             for key in np.unique(keys):
                 rows = np.flatnonzero(keys == key).tolist()
-                seg = self._segments.setdefault(int(key), _Segment(self.dim))
+                seg = self._segments.setdefault(int(key), Segment(self.dim))
                 n0 = len(seg.ids)
                 codes = self._encode_meta([metadata[r] for r in rows])
                 seg.append(
@@ -239,21 +187,10 @@ class SimilarityIndex:
         for key, seg in list(self._segments.items()):
             if seg.n_dead <= COMPACT_DEAD_FRACTION * len(seg.ids):
                 continue
-            keep = np.flatnonzero(seg.alive)
-            if not keep.size:
+            fresh = seg.compacted(self.exact_below)
+            if fresh is None:
                 del self._segments[key]
                 continue
-            fresh = _Segment(self.dim)
-            vectors = seg.index.reconstruct_n(0, len(seg.ids))[keep]
-            fresh.append(
-                vectors,
-                [seg.ids[r] for r in keep],
-                [seg.hashes[r] for r in keep],
-                [seg.texts[r] for r in keep] if seg.texts else [],
-                seg.times[keep],
-                {k: v[keep] for k, v in seg.meta.items()},
-                self.exact_below,
-            )
             self._segments[key] = fresh
             for row, id_ in enumerate(fresh.ids):
                 self._where[id_] = (key, row)
@@ -370,29 +307,14 @@ class SimilarityIndex:
         for key in sorted(self._segments):
             if not lo_key <= key <= hi_key:
                 continue
-            seg = self._segments[key]
-            mask = seg.rows_selected(lo, hi, where_codes, rows_by_seg.get(key))
-            n_sel = len(seg.ids) if mask is None else int(mask.sum())
-            if n_sel == 0:
+            found = self._segments[key].search(
+                queries, k, lo, hi, where_codes, rows_by_seg.get(key),
+                exact_below=self.exact_below, ef_search=self.ef_search)
+            if found is None:
                 continue
-            # Keep `sel` referenced until the search returns: FAISS holds only a raw pointer.
-            bits = None if mask is None else np.packbits(mask, bitorder="little")
-            sel = None if bits is None else faiss.IDSelectorBitmap(bits)
-            filt = {} if sel is None else {"sel": sel}
-            # HNSW under a filter still walks the whole graph: at >= 25% of rows kept it stays
-            # faster than exact with recall@10 >= 0.995 (19k rows, ef 64), at 10% recall fell to
-            # 0.73 (0.93 even at ef 256) while exact costs only the kept rows, so exact it is.
-            kept = n_sel / len(seg.ids)
-            if seg.is_hnsw and n_sel >= self.exact_below and kept >= MIN_HNSW_KEPT:
-                ef = int(max(self.ef_search, k) / math.sqrt(kept))  # a margin for thinner heaps
-                params = faiss.SearchParametersHNSW(efSearch=ef, **filt)
-                D, rows = seg.index.search(queries, k, params=params)
-            else:
-                params = faiss.SearchParameters(**filt) if filt else None
-                D, rows = seg.flat().search(queries, k, params=params)
-            sims.append(D)
+            sims.append(found[0])
             for q in range(nq):
-                refs[q] += [seg.ids[r] if r >= 0 else None for r in rows[q]]
+                refs[q] += found[1][q]
         return np.hstack(sims), refs
 
     def _exact_repeats(self, text_hash, lo, hi, where_codes, excluded) -> list[str]:
@@ -430,18 +352,7 @@ class SimilarityIndex:
             arrays: dict[str, Any] = {}
             segments = []
             for n, key in enumerate(keys):
-                seg = self._segments[key]
-                meta_keys = sorted(seg.meta)
-                segments.append(
-                    {"key": key, "ids": seg.ids, "hashes": seg.hashes, "meta_keys": meta_keys}
-                )
-                arrays[f"s{n}_faiss"] = faiss.serialize_index(seg.index)
-                arrays[f"s{n}_times"] = seg.times
-                arrays[f"s{n}_alive"] = seg.alive
-                if seg.texts:
-                    arrays[f"s{n}_texts"] = _utf8(json.dumps(seg.texts, ensure_ascii=False))
-                for m, mk in enumerate(meta_keys):
-                    arrays[f"s{n}_meta{m}"] = seg.meta[mk]
+                segments.append({"key": key, **self._segments[key].to_arrays(f"s{n}", arrays)})
             header = {
                 "format": _FORMAT,
                 "dim": self.dim,
@@ -453,7 +364,7 @@ class SimilarityIndex:
                 "segments": segments,
                 "vocab": {k: sorted(v, key=v.__getitem__) for k, v in self._vocab.items()},
             }
-            arrays["header"] = _utf8(json.dumps(header))
+            arrays["header"] = utf8_array(json.dumps(header))
             tmp = directory / f".{_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
             try:
                 with open(tmp, "wb") as f:
@@ -509,20 +420,9 @@ class SimilarityIndex:
             vocab = header["vocab"].items()
             index._vocab = {k: {v: c for c, v in enumerate(vs)} for k, vs in vocab}
             for n, s in enumerate(header["segments"]):
-                seg = _Segment(index.dim)
-                seg.index = faiss.deserialize_index(z[f"s{n}_faiss"])
-                seg.ids, seg.hashes = s["ids"], s["hashes"]
-                if lexical is not None:
-                    seg.texts = json.loads(z[f"s{n}_texts"].tobytes())
-                seg.times, seg.alive = z[f"s{n}_times"], z[f"s{n}_alive"]
-                seg.meta = {mk: z[f"s{n}_meta{m}"] for m, mk in enumerate(s["meta_keys"])}
-                seg.n_dead = int((~seg.alive).sum())
+                seg = Segment.from_arrays(index.dim, f"s{n}", z, s, with_texts=lexical is not None)
                 index._segments[s["key"]] = seg
                 for row in np.flatnonzero(seg.alive):
                     index._where[seg.ids[row]] = (s["key"], int(row))
                     index._by_hash.setdefault(seg.hashes[row], set()).add(seg.ids[row])
         return index
-
-
-def _utf8(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-8"), np.uint8)

@@ -23,11 +23,13 @@ bundle's: the blend of embedding and char n-gram TF-IDF cosines (model/lexical.p
 embedding cosine for a bundle without `lexical.json`. Threshold and floor come
 from HUYING_DUPLICATE_THRESHOLD / HUYING_DUPLICATE_FLOOR if set (an operator's override), else
 from the bundle's `duplicates.json` (calibrated on real pairs by `huying train`), else the
-defaults below. The window is the `HUYING_DUPLICATE_WINDOW_DAYS` (30) days up to the complaint's
-`received_at` (or now).
+defaults in serving/duplicate_policy.py. The window is the `HUYING_DUPLICATE_WINDOW_DAYS` (30)
+days up to the complaint's `received_at` (or now).
 
-The registry behind /v1/complaints, which stores complaints and feeds this index, is
-serving/complaints.py.
+Beside this module: serving/duplicate_policy.py (the policy and the thresholds in force),
+serving/duplicate_records.py (Query and Entry, what the index is searched with and filled with)
+and serving/duplicate_search.py (the search of one index). The registry behind /v1/complaints,
+which stores complaints and feeds this index, is serving/complaints.py.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,81 +48,31 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from model.errors import NotFound, SimilarityIndexError
 from model.index import SimilarityIndex
-from model.lexical import Lexical, blend
 from model.normalize import normalize_text, text_hash
 from model.router import Router, Routing
-from model.taxonomy import aware_time
-from serving.model_slot import SMOKE_TEXT
-from serving.schemas import (
-    ComplaintIn,
-    DuplicatePublic,
+from serving.duplicate_policy import (
+    DEFAULT_FLOOR,
+    DEFAULT_SAME_EVENT,
+    DuplicatePolicy,
+    Thresholds,
+    thresholds_for,
 )
+from serving.duplicate_records import METADATA_KEYS, Entry, Query, entry_of, query_of
+from serving.duplicate_search import search_index
+from serving.model_slot import SMOKE_TEXT
+from serving.schemas import ComplaintIn, DuplicatePublic
 from serving.store import service as store
 from serving.store.tables import Complaint
 
+__all__ = [
+    "DEFAULT_FLOOR", "DEFAULT_SAME_EVENT", "EMBED_BATCH", "METADATA_KEYS", "DuplicatePolicy",
+    "DuplicateService", "Entry", "Query", "Thresholds", "entry_of", "query_of",
+]
+
 log = logging.getLogger("huying.serving")
 
-# Thresholds used when neither a setting nor the bundle's duplicates.json gives one (`huying
-# train` calibrates one for every bundle it builds). Measured with `huying duplicates --model
-# bundles/haikou12345-quick-1` (blended similarity; 804 near-duplicate pairs from real follow-ups
-# and repeated messages, split by time): 0.4917 had the best F1 on the calibration half (0.95)
-# and gave precision 0.97, recall 0.80 on the evaluation half; 0.461 kept 95% of the calibration
-# positives. Each model has its own scale (the full bundle's threshold is 0.437).
-DEFAULT_SAME_EVENT = 0.49
-DEFAULT_FLOOR = 0.46
-METADATA_KEYS = ("channel", "location")
 EMBED_BATCH = 64
 _REPLAY_UNDER_LOCK = 16  # journal entries left to replay while holding the lock at the swap
-
-
-@dataclass(frozen=True)
-class DuplicatePolicy:
-    """How duplicates are searched: window, how many, which metadata must match, thresholds."""
-
-    window: timedelta = timedelta(days=30)
-    top_k: int = 5
-    match: tuple[str, ...] = ()  # metadata keys that must be equal (channel, location)
-    threshold: float | None = None  # None: the bundle's duplicates.json, else the default
-    floor: float | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> DuplicatePolicy:
-        return cls(window=timedelta(days=settings.duplicate_window_days),
-                   top_k=settings.duplicate_top_k, match=tuple(settings.duplicate_match),
-                   threshold=settings.duplicate_threshold, floor=settings.duplicate_floor)
-
-
-@dataclass(frozen=True)
-class Query:
-    """One complaint to search for: its hash, embedding (of `model_version`), time, metadata."""
-
-    id: str | None
-    text: str
-    text_hash: str
-    embedding: np.ndarray | None
-    model_version: str | None
-    time: datetime
-    metadata: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One registered complaint for the index; `embedding` is of `model_version` (or None)."""
-
-    id: str
-    text: str
-    text_hash: str
-    time: datetime
-    metadata: Mapping[str, str]
-    embedding: np.ndarray | None = None
-    model_version: str | None = None
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    same_event: float
-    floor: float
-    source: str  # "settings", "bundle <version>", or "default"
 
 
 class DuplicateService:
@@ -235,39 +187,10 @@ class DuplicateService:
         with self._lock:
             index, router = self._index, self._router
             limits = self.thresholds()
-        threshold = limits.same_event if policy.threshold is None else policy.threshold
-        floor = min(threshold, limits.floor if policy.floor is None else policy.floor)
-        out: list[list[DuplicatePublic]] = [[] for _ in queries]
         if index is None or router is None:
-            return out
-        texts = [normalize_text(query.text) for query in queries]  # once: the loops reuse them
-        vectors = self._embeddings(queries, texts, index.model_version, router)
-        for q, query in enumerate(queries):
-            vector = vectors[q]
-            if vector is None:
-                continue
-            where = {k: query.metadata[k] for k in policy.match if query.metadata.get(k)}
-            at, window = query.time.timestamp(), policy.window.total_seconds()
-            matches = index.search(vector[None, :], [query.text_hash], k=policy.top_k,
-                                   since=at - window, until=at + window if both_ways else at,
-                                   where=where or None,
-                                   exclude_ids={query.id} if query.id else None,
-                                   texts=[texts[q]])[0]
-            found = [(m.id, m.similarity, m.exact) for m in matches]
-            if within_batch:
-                found += _earlier_in_batch(queries, texts, vectors, q, policy, where,
-                                           index.lexical)
-            found.sort(key=lambda f: (not f[2], -f[1]))
-            seen: set[str] = set()
-            for id_, similarity, exact in found:
-                if id_ in seen or not (exact or similarity >= floor):
-                    continue
-                seen.add(id_)
-                out[q].append(DuplicatePublic(id=id_, similarity=round(float(similarity), 4),
-                                              same_event=exact or similarity >= threshold,
-                                              exact=exact))
-            out[q] = out[q][:policy.top_k]
-        return out
+            return [[] for _ in queries]
+        return search_index(index, router, queries, policy, limits, within_batch=within_batch,
+                            both_ways=both_ways)
 
     def similar(self, text: str, *, limit: int) -> list[dict[str, Any]]:
         """The review page's hook (serving/review.py SimilarCaseFinder): registered complaints
@@ -284,25 +207,6 @@ class DuplicateService:
                     continue
         return [{"id": d.id, "similarity": d.similarity, "kind": "exact" if d.exact else "near",
                  "text": texts[d.id]} for d in found if d.id in texts]
-
-    def _embeddings(self, queries: Sequence[Query], texts: Sequence[str], version: str,
-                    router: Router) -> list[np.ndarray | None]:
-        """Each query's embedding in the index's model: its own if of that version, else
-        re-embedded with the index's router (during a rebuild); None for an empty text."""
-        out: list[np.ndarray | None] = [None] * len(queries)
-        redo = []
-        for i, query in enumerate(queries):
-            if not texts[i]:
-                continue  # nothing the citizen wrote is left: it repeats nothing
-            if query.embedding is not None and query.model_version == version:
-                out[i] = _unit(query.embedding)
-            else:
-                redo.append(i)
-        if redo:
-            vectors = router.embed([queries[i].text for i in redo])
-            for i, vector in zip(redo, vectors, strict=True):
-                out[i] = _unit(vector)
-        return out
 
     # -- writing ---------------------------------------------------------------------------------
     def add(self, entries: Sequence[Entry]) -> None:
@@ -489,39 +393,11 @@ class DuplicateService:
         return np.vstack([np.asarray(v, np.float32) for v in vectors])
 
     def _load_thresholds(self, router: Router | None) -> Thresholds:
-        same, floor, source = DEFAULT_SAME_EVENT, DEFAULT_FLOOR, "default"
-        record = None if router is None else router.bundle.duplicate_thresholds()
-        if record is not None:
-            try:
-                same, floor = float(record["same_event"]), float(record["floor"])
-                source = f"bundle {router.version}"  # type: ignore[union-attr]
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("duplicates.json of %s is unreadable (%s); using the default duplicate "
-                          "thresholds", router.version, exc)  # type: ignore[union-attr]
-        if self.policy.threshold is not None:
-            same, source = self.policy.threshold, "settings"
-        if self.policy.floor is not None:
-            floor = self.policy.floor
-        return Thresholds(same_event=same, floor=min(floor, same), source=source)
+        return thresholds_for(router, self.policy)
 
 
 class _Cancelled(Exception):
     """The service is closing: a build stops between batches."""
-
-
-def query_of(complaint: ComplaintIn, routing: Routing) -> Query:
-    return Query(id=complaint.id, text=complaint.text, text_hash=text_hash(complaint.text),
-                 embedding=routing.embedding, model_version=routing.model_version,
-                 time=aware_time(complaint.received_at) or datetime.now(UTC),
-                 metadata=_metadata(complaint.channel, complaint.location))
-
-
-def entry_of(row: Complaint, routing: Routing | None = None) -> Entry:
-    return Entry(id=row.id, text=row.text, text_hash=row.text_hash,
-                 time=row.received_at or row.registered_at,
-                 metadata=_metadata(row.channel, row.location),
-                 embedding=None if routing is None else routing.embedding,
-                 model_version=None if routing is None else routing.model_version)
 
 
 def _add_to(index: SimilarityIndex, entries: Sequence[Entry], vectors: np.ndarray) -> None:
@@ -531,38 +407,6 @@ def _add_to(index: SimilarityIndex, entries: Sequence[Entry], vectors: np.ndarra
                   texts=[normalize_text(e.text) for e in entries])
 
 
-def _earlier_in_batch(queries: Sequence[Query], texts: Sequence[str],
-                      vectors: list[np.ndarray | None], q: int, policy: DuplicatePolicy,
-                      where: Mapping[str, str], lexical: Lexical | None
-                      ) -> list[tuple[str, float, bool]]:
-    """Matches of query q among the queries before it in the same request, scored as the
-    index scores (model/index.py); `texts` are the queries' normalised texts."""
-    query, vector = queries[q], vectors[q]
-    found = []
-    for j in range(q):
-        other, other_vector = queries[j], vectors[j]
-        if other.id is None or other_vector is None or vector is None \
-                or abs(other.time - query.time) > policy.window \
-                or any(other.metadata.get(k) != v for k, v in where.items()):
-            continue
-        exact = other.text_hash == query.text_hash
-        similarity = min(float(np.dot(vector, other_vector)), 1.0)
-        if lexical is not None:
-            similarity = blend(similarity, lexical.cosine(texts[q], texts[j]))
-        found.append((other.id, 1.0 if exact else similarity, exact))
-    return found
-
-
-def _metadata(channel: str | None, location: str | None) -> dict[str, str]:
-    return {k: v for k, v in (("channel", channel), ("location", location)) if v}
-
-
 def _dim(router: Router) -> int:
     return int(router.embed([SMOKE_TEXT]).shape[1])
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    v = np.asarray(vector, np.float32)
-    return v / max(float(np.linalg.norm(v)), 1e-12)
-
 

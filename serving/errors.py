@@ -36,10 +36,19 @@ log = logging.getLogger("huying.serving")
 
 
 class ServingError(HuyingError):
-    """An error of the HTTP layer with its status and a stable machine-readable code."""
+    """An error of the HTTP layer with its status and a stable machine-readable code, given as
+    class arguments: `class Forbidden(ServingError, status=403, code="forbidden")`."""
 
     status = 400
     code = "bad_request"
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None,
+                          **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message: str, *, field: str | None = None, code: str | None = None,
                  headers: dict[str, str] | None = None):
@@ -54,68 +63,51 @@ class BadRequest(ServingError):
     """The body cannot be read at all: not UTF-8, not JSON, empty."""
 
 
-class InvalidBody(ServingError):
+class InvalidBody(ServingError, status=422, code="invalid_body"):
     """The JSON is readable but not the expected shape at all (not an object, no list)."""
 
-    status = 422
-    code = "invalid_body"
 
-
-class Unauthorized(ServingError):
-    status = 401
-    code = "unauthorized"
+class Unauthorized(ServingError, status=401, code="unauthorized"):
+    """No API key, a malformed one, or one this server does not know."""
 
     def __init__(self, message: str):
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
-class Forbidden(ServingError):
-    status = 403
-    code = "forbidden"
+class Forbidden(ServingError, status=403, code="forbidden"):
+    """The key is valid, but its role may not use this endpoint."""
 
 
-class PayloadTooLarge(ServingError):
-    status = 413
-    code = "body_too_large"
+class PayloadTooLarge(ServingError, status=413, code="body_too_large"):
+    """The body is larger than HUYING_MAX_BODY_BYTES."""
 
 
-class ModelNotReady(ServingError):
-    status = 503
-    code = "not_ready"
+class ModelNotReady(ServingError, status=503, code="not_ready"):
+    """No model is loaded, the server is starting or stopping, or (/readyz) the similarity index
+    has not been built yet."""
 
 
-class Misconfigured(ServingError):
+class Misconfigured(ServingError, status=503, code="misconfigured"):
     """A server-side file (keys, bundles) is unusable: the operator must fix it, not the caller."""
 
-    status = 503
-    code = "misconfigured"
+
+class RetryLater(ServingError, status=503, code="unavailable"):
+    """A 503 that passes by itself: the Retry-After header says in how many seconds to retry."""
+
+    def __init__(self, message: str, retry_after_s: int = 1):
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
 
 
-class Overloaded(ServingError):
+class Overloaded(RetryLater, code="overloaded"):
     """The routing queue is full: back off and retry (Retry-After says when)."""
 
-    status = 503
-    code = "overloaded"
 
-    def __init__(self, message: str, retry_after_s: int = 1):
-        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
-
-
-class StoreUnavailable(ServingError):
+class StoreUnavailable(RetryLater, code="store_unavailable"):
     """The database cannot be reached or stayed locked past its timeout: retry in a moment."""
 
-    status = 503
-    code = "store_unavailable"
 
-    def __init__(self, message: str, retry_after_s: int = 1):
-        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
-
-
-class RoutingFailed(ServingError):
+class RoutingFailed(ServingError, status=500, code="routing_failed"):
     """The router raised on one complaint; reported per item, never for the whole request."""
-
-    status = 500
-    code = "routing_failed"
 
 
 # Most specific first: the first matching class decides.
@@ -171,7 +163,7 @@ def validation_code(kind: str) -> str:
     return "invalid_field"
 
 
-# Error types raised by the validators in serving/schemas.py: passed through as codes.
+# Error types raised by the validators in serving/schemas/: passed through as codes.
 _OWN_CODES = {"empty_text", "text_too_long", "invalid_id", "invalid_unicode", "invalid_field",
               "wrong_type", "received_at_out_of_range"}
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from model.router import Router
 from serving.app import create_app
 
 
@@ -46,7 +49,86 @@ def test_model_endpoints_need_a_key(client, path):
 
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "alive", "model_version": "tiny-v1"}
-    assert client.get("/readyz").json() == {"status": "ready", "model_version": "tiny-v1"}
+    assert client.get("/readyz").json() == {"status": "ready", "model_version": "tiny-v1",
+                                            "similarity_index": _index("tiny-v1")}
+
+
+def _index(version: str | None, *, size: int = 0, ready: bool = True,
+           rebuilding_for: str | None = None, error: str | None = None) -> dict:
+    return {"ready": ready, "model_version": version, "size": size,
+            "rebuilding_for": rebuilding_for, "error": error}
+
+
+@contextmanager
+def _swapped_to_v2_with_its_index_build_held(settings, headers, *, fail: bool = False):
+    """A started app just swapped to tiny-v2, whose similarity index build waits until the
+    yielded event is set (or, with `fail`, raises). Routing is unaffected: only the index's
+    builds embed with the router."""
+    release = threading.Event()
+
+    class HeldRouter(Router):
+        def embed(self, texts):
+            if self.version == "tiny-v2":
+                if fail:
+                    raise RuntimeError("the encoder ran out of memory")
+                release.wait(30)
+            return super().embed(texts)
+
+    try:
+        with TestClient(create_app(settings, router_loader=HeldRouter.load)) as c:
+            r = c.post("/v1/admin/model", json={"version": "tiny-v2"}, headers=headers["admin"])
+            assert r.status_code == 200, r.text
+            yield c, release
+    finally:
+        release.set()
+
+
+def test_readiness_reports_the_similarity_index_it_searches(client, headers, texts):
+    complaints = [{"id": "r1", "text": texts[0]}, {"id": "r2", "text": texts[2]}]
+    r = client.post("/v1/complaints", json={"complaints": complaints}, headers=headers["intake"])
+    assert r.status_code == 200 and r.json()["registered"] == 2
+    r = client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json()["similarity_index"] == _index("tiny-v1", size=2)
+
+
+def test_not_ready_while_the_first_similarity_index_is_built(settings, headers, bundles_dir):
+    (bundles_dir / "ACTIVE").unlink()  # no model at the start: no index either
+    with _swapped_to_v2_with_its_index_build_held(settings, headers) as (c, release):
+        r = c.get("/readyz")  # the model is served, but duplicates cannot be searched yet
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+        message = r.json()["error"]["message"]
+        assert "similarity index is being built for the first time" in message
+        assert "tiny-v2" in message
+        assert c.get("/healthz").json() == {"status": "alive", "model_version": "tiny-v2"}
+        release.set()
+        assert c.app.state.services.duplicates.wait_ready(timeout=30)
+        r = c.get("/readyz")
+        assert r.status_code == 200 and r.json() == {
+            "status": "ready", "model_version": "tiny-v2", "similarity_index": _index("tiny-v2")}
+
+
+def test_not_ready_while_the_similarity_index_fails_to_build(settings, headers, bundles_dir):
+    (bundles_dir / "ACTIVE").unlink()
+    with _swapped_to_v2_with_its_index_build_held(settings, headers, fail=True) as (c, _):
+        assert not c.app.state.services.duplicates.wait_ready(timeout=30)  # the build failed
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+        message = r.json()["error"]["message"]
+        assert "similarity index failed to build (RuntimeError: the encoder ran out of memory)" \
+            in message
+        assert "HUYING_INDEX_SAVE_INTERVAL_S" in message
+
+
+def test_ready_during_a_rebuild_for_a_new_version(settings, headers):
+    with _swapped_to_v2_with_its_index_build_held(settings, headers) as (c, release):
+        r = c.get("/readyz")  # the index of tiny-v1 answers while tiny-v2's is built
+        assert r.status_code == 200 and r.json()["model_version"] == "tiny-v2"
+        assert r.json()["similarity_index"] == _index("tiny-v1", ready=False,
+                                                      rebuilding_for="tiny-v2")
+        release.set()
+        assert c.app.state.services.duplicates.wait_ready(timeout=30)
+        assert c.get("/readyz").json()["similarity_index"] == _index("tiny-v2")
 
 
 def test_without_a_model_the_app_is_alive_but_not_ready(settings, headers, tmp_path):

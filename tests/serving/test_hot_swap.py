@@ -189,5 +189,13 @@ def test_an_unready_server_becomes_ready_by_a_swap(settings, headers, bundles_di
         assert c.get("/readyz").status_code == 503
         r = c.post("/v1/admin/model", json={"version": "tiny-v2"}, headers=headers["admin"])
         assert r.status_code == 200 and r.json()["previous_version"] is None
-        assert c.get("/readyz").json() == {"status": "ready", "model_version": "tiny-v2"}
+        # ready once the similarity index of tiny-v2 is built too (503 until then: no index yet)
+        assert c.app.state.services.duplicates.wait_ready(timeout=30)
+        assert c.get("/readyz").json() == {"status": "ready", "model_version": "tiny-v2",
+                                           "similarity_index": _ready_index("tiny-v2")}
     assert (bundles_dir / "ACTIVE").read_text().strip() == "tiny-v2"
+
+
+def _ready_index(version: str, size: int = 0) -> dict:
+    return {"ready": True, "model_version": version, "size": size, "rebuilding_for": None,
+            "error": None}
