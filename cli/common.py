@@ -46,7 +46,8 @@ DatasetArg = Annotated[Path, typer.Argument(
 
 
 PresetOpt = Annotated[str, typer.Option(help="Training preset: quick (demo, ~8 min on 2 CPU "
-                                        "cores), full (~20 min, the most accurate), tiny (tests).")]
+                                        "cores), full (~20 min, the most accurate), gpu (all layers, "
+                                        "for a CUDA machine), tiny (tests).")]
 
 
 BundlesOpt = Annotated[Path, typer.Option(help="Directory holding one bundle per version.")]

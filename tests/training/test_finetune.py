@@ -73,6 +73,26 @@ def test_unknown_preset_lists_the_presets():
         FinetuneConfig.from_preset("fast")
 
 
+def test_the_gpu_preset_trains_every_layer_and_runs_on_the_cpu_too(haikou_sample,
+                                                                   tiny_encoder_dir):
+    """The GPU preset's recipe (all layers trained, nothing cached) on the tiny encoder, on the
+    CPU: what `--preset gpu --device cpu` does with a small model."""
+    config = FinetuneConfig.from_preset("gpu", base=str(tiny_encoder_dir), epochs=1,
+                                        max_length=32, device="cpu", min_steps=0)
+    assert config.frozen_layers == 0 and config.layers is None
+    train, dev = _records(haikou_sample, 40), _records(haikou_sample, 60)[40:]
+    spaces = {"category": haikou_sample.taxonomy.labels("category")}
+    before = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir))
+    from training.finetune import load_encoder
+
+    initial = load_encoder(before)[0].state_dict()
+    result = ft.finetune(train, dev, spaces, config)
+    trained = result.model.encoder.state_dict()
+    moved = [name for name, value in initial.items() if name.startswith("encoder.layer.0.")
+             and not torch.equal(value, trained[name])]
+    assert moved, "the lowest layer should be trained, not frozen"
+
+
 def _records(sample, n):
     return [r for r in sample.records if "category" in r.labels][:n]
 
