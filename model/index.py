@@ -23,6 +23,7 @@ import numpy as np
 from model.errors import SimilarityIndexError
 from model.index_segment import HNSW_EF_CONSTRUCTION, HNSW_M, MIN_HNSW_KEPT, Segment, utf8_array
 from model.lexical import Lexical, blend
+from model.pair_model import PairModel
 
 __all__ = [
     "COMPACT_DEAD_FRACTION", "DEFAULT_BUCKET_SECONDS", "DEFAULT_EF_SEARCH", "DEFAULT_EXACT_BELOW",
@@ -52,7 +53,7 @@ def rerank_candidates(k: int) -> int:
 
 
 _FILE = "index.npz"
-_FORMAT = 1
+_FORMAT = 2  # 2: text hashes fold punctuation (model/normalize.py text_hash)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,9 @@ class SimilarityIndex:
         self.bucket_seconds = float(bucket_seconds)
         self.ef_search = ef_search
         self.lexical = lexical
+        # The duplicate score of a candidate (model/pair_model.py) where the bundle has one,
+        # else `blend` of the two cosines; it comes with the model, it is not saved.
+        self.pair_model: PairModel | None = None
         self._segments: dict[int, Segment] = {}
         self._where: dict[str, tuple[int, int]] = {}  # id -> (segment key, row)
         self._by_hash: dict[str, set[str]] = {}
@@ -216,12 +220,14 @@ class SimilarityIndex:
         where: Mapping[str, str] | None = None,
         exclude_ids: Collection[str] | None = None,
         texts: Sequence[str] | None = None,
+        times: Sequence[float] | None = None,
     ) -> list[list[Match]]:
         """Up to k matches per query row, most similar first; same-hash repeats lead with 1.0.
 
         `since`/`until` are inclusive unix-second bounds (None = unbounded); `where` keeps rows
         whose metadata equals every given value; `exclude_ids` are never returned. `texts` (the
-        queries' normalised texts) are required when the index has a lexical model.
+        queries' normalised texts) are required when the index has a lexical model; `times`
+        (the queries' unix seconds) when it also has a pair model.
         """
         queries = self._normalised(embeddings, "search embeddings")
         texts = self._texts(texts, len(queries), "search()")
@@ -232,6 +238,10 @@ class SimilarityIndex:
             )
         if k < 1:
             raise SimilarityIndexError(f"k must be at least 1, got {k}")
+        if self.pair_model is not None and self.lexical is not None and (
+                times is None or len(times) != len(queries)):
+            raise SimilarityIndexError("search() needs one query time per row: this index "
+                                       "scores pairs with the time between them")
         lo = -math.inf if since is None else float(since)
         hi = math.inf if until is None else float(until)
         if lo > hi:
@@ -259,14 +269,15 @@ class SimilarityIndex:
                 h = None if text_hashes is None else text_hashes[q]
                 exact = self._exact_repeats(h, lo, hi, where_codes, excluded)
                 out = [Match(i, 1.0, True) for i in exact[:k]]
-                near = self._near(sims[q], refs[q], set(exact), texts[q] if texts else None, k)
+                near = self._near(sims[q], refs[q], set(exact), texts[q] if texts else None, k,
+                                  None if times is None else float(times[q]))
                 results.append(out + near[:k - len(out)])
             return results
 
     def _near(self, sims: np.ndarray, refs: list[str | None], exact: set[str],
-              text: str | None, k: int) -> list[Match]:
+              text: str | None, k: int, at: float | None = None) -> list[Match]:
         """Non-exact candidates, most similar first: by embedding cosine, or re-scored by the
-        blended similarity when the index has a lexical model."""
+        pair model (else the blended similarity) when the index has a lexical model."""
         keep = [c for c in np.argsort(-sims, kind="stable")
                 if refs[c] is not None and refs[c] not in exact]
         if self.lexical is not None:  # each segment gave its own nearest: keep the overall ones
@@ -274,8 +285,13 @@ class SimilarityIndex:
         ids = [str(refs[c]) for c in keep]
         scores = np.minimum(sims[keep].astype(np.float64), 1.0)
         if self.lexical is not None and text is not None and ids:
-            lexical = self.lexical.cosines(text, [self._text(i) for i in ids])
-            scores = blend(scores, lexical)
+            others = [self._text(i) for i in ids]
+            lexical = self.lexical.cosines(text, others)
+            if self.pair_model is not None and at is not None:
+                days = [(self._time(i) - at) / 86400 for i in ids]
+                scores = self.pair_model.score(scores, lexical, text, others, days)
+            else:
+                scores = blend(scores, lexical)
             order = np.argsort(-scores, kind="stable")
             ids, scores = [ids[i] for i in order], scores[order]
         return [Match(i, float(s), False) for i, s in zip(ids, scores, strict=True)]
@@ -283,6 +299,10 @@ class SimilarityIndex:
     def _text(self, id_: str) -> str:
         key, row = self._where[id_]
         return self._segments[key].texts[row]
+
+    def _time(self, id_: str) -> float:
+        key, row = self._where[id_]
+        return float(self._segments[key].times[row])
 
     def _texts(self, texts: Sequence[str] | None, n: int, what: str) -> list[str]:
         if self.lexical is None:

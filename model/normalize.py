@@ -119,5 +119,10 @@ def normalize_text(text: str) -> str:
 
 
 def text_hash(text: str) -> str:
-    """Hash of the normalised text: identical complaints share it (dedupe, exact repeats)."""
-    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()[:32]
+    """Hash of the normalised text without punctuation, symbols or spaces: complaints that differ
+    only in operator wrapping and punctuation share it (dedupe, exact repeats). The same
+    garbage complaint with and without `市民来电反映:…请环卫局核实处理,谢谢!` kept a `。` and
+    hashed apart before punctuation was folded."""
+    folded = "".join(ch for ch in normalize_text(text)
+                     if unicodedata.category(ch)[0] not in "PSZ")
+    return hashlib.sha256(folded.encode("utf-8")).hexdigest()[:32]

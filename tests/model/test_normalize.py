@@ -280,3 +280,14 @@ TEXTS = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(_ALPHABET, max_si
 def test_idempotent_on_random_text(text: str) -> None:
     once = normalize_text(text)
     assert normalize_text(once) == once
+
+
+@pytest.mark.parametrize("wrapped", [
+    "市民来电反映：龙华区金盘路某小区门口垃圾堆放多日无人清运，气味很大。请环卫局核实处理，谢谢！",
+    "市民来电反映:龙华区金盘路某小区门口垃圾堆放多日无人清运,气味很大!!请环卫局核实处理。",
+    "龙华区金盘路某小区门口垃圾堆放多日无人清运 气味很大……",
+])
+def test_wrapping_and_punctuation_alone_do_not_change_the_hash(wrapped) -> None:
+    plain = "龙华区金盘路某小区门口垃圾堆放多日无人清运，气味很大"
+    assert text_hash(wrapped) == text_hash(plain)
+    assert text_hash(plain) != text_hash("龙华区金盘路某小区门口垃圾堆放多日无人清运，气味不大")

@@ -89,3 +89,21 @@ def test_plain_postgresql_urls_get_the_psycopg_driver():
 
     assert normalise_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
     assert normalise_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+
+
+def test_0002_recomputes_stored_text_hashes_with_punctuation_folded(database_url):
+    from model.normalize import text_hash
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, "0001")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO complaints (id, text, text_hash, registered_at, removed) "
+                           "VALUES ('a', '市民来电反映:小区门口路灯坏了。请城管核实处理!', 'old', "
+                           ":t, :no)"), {"t": "2026-01-01 00:00:00", "no": False})
+        upgrade(engine)
+        with engine.connect() as c:
+            stored = c.execute(text("SELECT text_hash FROM complaints")).scalar_one()
+        assert stored == text_hash("小区门口路灯坏了") != "old"
+    finally:
+        engine.dispose()
