@@ -223,13 +223,22 @@ def run_size(n, args, seed_vectors, seed_texts=None) -> list[dict]:
     ids = [f"c{i}" for i in range(n)]
     meta = [{"channel": CHANNELS[c]} for c in channels]
     lexical = None
+    pair_model = None
     texts: list[str] | None = None
     if args.bundle:
         from model.bundle import load_bundle
 
-        lexical = load_bundle(args.bundle).lexical()
+        bundle = load_bundle(args.bundle)
+        lexical = bundle.lexical()
         if lexical is None:
             raise SystemExit(f"{args.bundle} has no lexical.json: it serves embeddings only")
+        record = bundle.duplicate_thresholds() or {}
+        if "pair_model" in record:  # served score: the pair model over the re-ranked candidates
+            from model.pair_model import PairModel
+
+            pair_model = PairModel.from_dict(record["pair_model"])
+            print("scoring with the bundle's pair model; recall@10 is against the blend's exact "
+                  "top 10 (the candidates it re-ranks)", flush=True)
         texts = _copies(seed_texts, which)
     gen_s = time.perf_counter() - t0
     print(f"\n[{n:,}] generated in {gen_s:.0f}s; effective dim {effective_dim(x):.0f}", flush=True)
@@ -260,6 +269,8 @@ def run_size(n, args, seed_vectors, seed_texts=None) -> list[dict]:
             print(f"  {label}: SKIPPED, needs ~{need:,.0f} MB, {available_mb():,.0f} MB free")
             continue
         index = SimilarityIndex(dim, "bench", lexical=lexical, **kw)
+        index.pair_model = pair_model
+        at = None if pair_model is None else {"times": [now]}
         t = time.perf_counter()
         for i in range(0, n, args.batch):
             s = slice(i, i + args.batch)
@@ -288,7 +299,8 @@ def run_size(n, args, seed_vectors, seed_texts=None) -> list[dict]:
                 n_truth = min(nqs, args.hybrid_truth)
                 truth = brute_force_blend_top10(x, q[:n_truth], q_texts[:n_truth], which,
                                                 seed_texts, allowed, lexical)
-            index.search(q[:5], hashes[:5], k=10, texts=q_texts and q_texts[:5], **kwargs)
+            index.search(q[:5], hashes[:5], k=10, texts=q_texts and q_texts[:5], **kwargs,
+                         **({} if at is None else {"times": [now] * 5}))
             lat, found = [], []
             load0 = os.getloadavg()[0]
             for i in range(nqs):
@@ -296,7 +308,8 @@ def run_size(n, args, seed_vectors, seed_texts=None) -> list[dict]:
                     lexical.vector.cache_clear()  # every candidate's vector computed: worst case
                 t = time.perf_counter()
                 res = index.search(q[i : i + 1], hashes[i : i + 1], k=10,
-                                   texts=q_texts and q_texts[i : i + 1], **kwargs)[0]
+                                   texts=q_texts and q_texts[i : i + 1], **kwargs,
+                                   **(at or {}))[0]
                 lat.append(time.perf_counter() - t)
                 found.append({int(m.id[1:]) for m in res})
             recall = recall_at_10(found[:len(truth)], truth)

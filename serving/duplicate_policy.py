@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from model.errors import BundleError
+from model.pair_model import PairModel
 from model.router import Router
 
 log = logging.getLogger("huying.serving")
@@ -63,3 +65,16 @@ def thresholds_for(router: Router | None, policy: DuplicatePolicy) -> Thresholds
     if policy.floor is not None:
         floor = policy.floor
     return Thresholds(same_event=same, floor=min(floor, same), source=source)
+
+
+def pair_model_of(router: Router) -> PairModel | None:
+    """The bundle's same-event pair model (duplicates.json), None to score by the blend."""
+    record = router.bundle.duplicate_thresholds()
+    if not record or "pair_model" not in record:
+        return None
+    try:
+        return PairModel.from_dict(record["pair_model"])
+    except (BundleError, KeyError, TypeError, ValueError) as exc:
+        log.error("the pair model in duplicates.json of %s is unusable (%s); duplicates are "
+                  "scored by the blended cosine", router.version, exc)
+        return None

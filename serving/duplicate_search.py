@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from model.index import SimilarityIndex
-from model.lexical import Lexical, blend
+from model.lexical import blend
 from model.normalize import normalize_text
 from model.router import Router
 from serving.duplicate_policy import DuplicatePolicy, Thresholds
@@ -36,10 +36,10 @@ def search_index(index: SimilarityIndex, router: Router, queries: Sequence[Query
                                since=at - window, until=at + window if both_ways else at,
                                where=where or None,
                                exclude_ids={query.id} if query.id else None,
-                               texts=[texts[q]])[0]
+                               texts=[texts[q]], times=[at])[0]
         found = [(m.id, m.similarity, m.exact) for m in matches]
         if within_batch:
-            found += _earlier_in_batch(queries, texts, vectors, q, policy, where, index.lexical)
+            found += _earlier_in_batch(queries, texts, vectors, q, policy, where, index)
         found.sort(key=lambda f: (not f[2], -f[1]))
         seen: set[str] = set()
         for id_, similarity, exact in found:
@@ -75,7 +75,7 @@ def _embeddings(queries: Sequence[Query], texts: Sequence[str], version: str,
 
 def _earlier_in_batch(queries: Sequence[Query], texts: Sequence[str],
                       vectors: list[np.ndarray | None], q: int, policy: DuplicatePolicy,
-                      where: Mapping[str, str], lexical: Lexical | None
+                      where: Mapping[str, str], index: SimilarityIndex
                       ) -> list[tuple[str, float, bool]]:
     """Matches of query q among the queries before it in the same request, scored as the
     index scores (model/index.py); `texts` are the queries' normalised texts."""
@@ -89,8 +89,14 @@ def _earlier_in_batch(queries: Sequence[Query], texts: Sequence[str],
             continue
         exact = other.text_hash == query.text_hash
         similarity = min(float(np.dot(vector, other_vector)), 1.0)
-        if lexical is not None:
-            similarity = blend(similarity, lexical.cosine(texts[q], texts[j]))
+        if index.lexical is not None:
+            lexical = index.lexical.cosine(texts[q], texts[j])
+            if index.pair_model is not None:
+                days = (other.time - query.time).total_seconds() / 86400
+                similarity = float(index.pair_model.score([similarity], [lexical], texts[q],
+                                                          [texts[j]], [days])[0])
+            else:
+                similarity = blend(similarity, lexical)
         found.append((other.id, 1.0 if exact else similarity, exact))
     return found
 

@@ -55,6 +55,7 @@ from serving.duplicate_policy import (
     DEFAULT_SAME_EVENT,
     DuplicatePolicy,
     Thresholds,
+    pair_model_of,
     thresholds_for,
 )
 from serving.duplicate_records import METADATA_KEYS, Entry, Query, entry_of, query_of
@@ -308,6 +309,7 @@ class DuplicateService:
             if index is None:
                 index = SimilarityIndex(_dim(router), version, lexical=router.lexical)
                 self._embed_into(index, router, [entry_of(r) for r in rows])
+            index.pair_model = pair_model_of(router)
             # saved before it is swapped in: "ready" means on disk too (later writes debounce)
             index.save(self.index_root / version)
             self.last_build = {"model_version": version, "how": how, "size": len(index),

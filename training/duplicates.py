@@ -22,11 +22,13 @@ import numpy as np
 from model.errors import InvalidInput
 from model.lexical import EMBEDDING_WEIGHT, Lexical, blend
 from model.normalize import normalize_text
+from model.pair_model import PairModel, pair_features
 from training import pairs as pair_data
 from training.pairs import SPLITS, Pair, read_pairs, split_by_time, summarize, write_pairs
 
 # The recall the "similar" floor keeps on the calibration positives: below it nothing is shown.
 FLOOR_RECALL = 0.95
+PRECISION = 0.9  # of `same_event` on the calibration half
 SERVED_BLEND = (f"{EMBEDDING_WEIGHT:g} x embedding cosine + {1 - EMBEDDING_WEIGHT:g} x "
                 "char 1-3-gram TF-IDF cosine (bundle IDF)")
 
@@ -35,18 +37,24 @@ EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
 
 def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, lexical: Lexical | None = None, *,
-                   floor_recall: float = FLOOR_RECALL) -> dict[str, Any]:
+                   floor_recall: float = FLOOR_RECALL, fit_pair_model: bool = False,
+                   judged_on: Sequence[Sequence[Pair]] = ()) -> dict[str, Any]:
     """The served similarity vs its parts and the baseline, on near-duplicate pairs.
 
-    Methods: `served`, what the similarity index returns (model/lexical.py `blend` of the
-    embedding cosine and the bundle's lexical cosine; the embedding cosine alone when `lexical`
-    is None); `embedding`, the bundle's embedding cosine; `tfidf`, the baseline: char 1–3-gram
-    TF-IDF cosine with the IDF fitted on the calibration half's texts.
+    Methods: `served`, what the similarity index returns: with `fit_pair_model` (and a
+    lexical part), the pair model (model/pair_model.py) fitted on the calibration half, else
+    model/lexical.py's `blend` of the embedding cosine and the bundle's lexical cosine (the
+    embedding cosine alone when `lexical` is None); `blend` and `embedding`, its parts;
+    `tfidf`, the baseline: char 1–3-gram TF-IDF cosine with the IDF fitted on the calibration
+    half's texts.
 
-    For each method the same-event threshold is the one with the best F1 on the calibration
-    half (ties: the higher threshold), the floor the highest similarity that keeps
-    `floor_recall` of the calibration positives; ROC-AUC, average precision and precision,
-    recall and F1 at the threshold are reported on the evaluation half. Exact pairs (same
+    For each method the same-event threshold is the lowest score whose precision on the
+    calibration half — and on that of each set in `judged_on` — reaches PRECISION (merging two
+    events loses a complaint; max F1 where none does), the floor the highest similarity that
+    keeps `floor_recall` of the calibration positives; ROC-AUC, average precision and
+    precision, recall and F1 at the threshold are reported on the evaluation half, and on the
+    evaluation half of each set in `judged_on` (subsets of `pairs`, e.g. the hard set apart
+    from the easy one). Exact pairs (same
     normalised text) are reported apart: serving flags them by hash.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -84,22 +92,42 @@ def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, lexical: Lexical | 
         b = sparse[[position[p.b_text] for p in rows]]
         return np.asarray(a.multiply(b).sum(axis=1)).ravel()
 
-    def served(rows: Sequence[Pair]) -> np.ndarray:
-        if lexical is None:
-            return embedding(rows)
-        lex = np.array([lexical.cosine(normalised[position[p.a_text]],
-                                       normalised[position[p.b_text]]) for p in rows])
-        return np.asarray(blend(embedding(rows), lex))
+    def lexical_cosine(rows: Sequence[Pair]) -> np.ndarray:
+        assert lexical is not None
+        return np.array([lexical.cosine(normalised[position[p.a_text]],
+                                        normalised[position[p.b_text]]) for p in rows])
 
+    def blended(rows: Sequence[Pair]) -> np.ndarray:
+        return embedding(rows) if lexical is None else np.asarray(
+            blend(embedding(rows), lexical_cosine(rows)))
+
+    def features(rows: Sequence[Pair]) -> np.ndarray:
+        return np.array([pair_features(e, lc, normalised[position[p.a_text]],
+                                       normalised[position[p.b_text]], p.days_apart or 0.0)
+                         for p, e, lc in zip(rows, embedding(rows), lexical_cosine(rows),
+                                             strict=True)])
+
+    members = [set(subset) for subset in judged_on]
+    scorers: dict[str, Callable[[Sequence[Pair]], np.ndarray]] = {"served": blended}
+    if fit_pair_model and lexical is not None:
+        model = fit_pair_model_on(features(halves["calibration"]),
+                                  np.array([p.label for p in halves["calibration"]]))
+        scorers = {"served": lambda rows: model.probability(features(rows)), "blend": blended}
+    scorers.update({"embedding": embedding, "tfidf": char_tfidf})
     methods = {}
     evaluation_scores = {}
-    for name, score in (("served", served), ("embedding", embedding), ("tfidf", char_tfidf)):
+    ev_y = np.array([p.label for p in halves["evaluation"]])
+    for name, score in scorers.items():
         cal = score(halves["calibration"])
         cal_y = np.array([p.label for p in halves["calibration"]])
-        threshold = best_f1_threshold(cal, cal_y)
+        threshold = precision_threshold(cal, cal_y, PRECISION)
+        for subset in members:  # the precision must hold on each set, not only on the mix
+            rows = [p for p in halves["calibration"] if p in subset]
+            y = np.array([p.label for p in rows])
+            if rows and 0 < y.sum() < len(y):
+                threshold = max(threshold, precision_threshold(score(rows), y, PRECISION))
         floor = min(threshold, recall_floor(cal, cal_y, floor_recall))
         ev = score(halves["evaluation"])
-        ev_y = np.array([p.label for p in halves["evaluation"]])
         evaluation_scores[name] = ev
         methods[name] = {
             "threshold": round(threshold, 4), "floor": round(floor, 4),
@@ -107,8 +135,13 @@ def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, lexical: Lexical | 
             "evaluation": score_metrics(ev, ev_y, threshold),
             "evaluation_by_kind": _by_kind(halves["evaluation"], ev, threshold),
         }
+        for i, subset in enumerate(members):
+            rows = [p for p in halves["evaluation"] if p in subset]
+            y = np.array([p.label for p in rows])
+            if rows and 0 < y.sum() < len(y):
+                methods[name][f"evaluation_set_{i}"] = score_metrics(score(rows), y, threshold)
     exact_scores = embedding(exact) if exact else np.empty(0)
-    return {
+    report = {
         "pairs": summarize(pairs),
         "near_duplicates": {s: {"pairs": len(r), "positives": sum(p.label for p in r)}
                             for s, r in halves.items()},
@@ -116,12 +149,47 @@ def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, lexical: Lexical | 
                   "flagged_by_hash": len(exact),
                   "embedding_cosine_min": round(float(exact_scores.min()), 4) if exact else None},
         "methods": methods,
-        "served_similarity": SERVED_BLEND if lexical is not None else "embedding cosine",
+        "served_similarity": ("pair model (model/pair_model.py) fitted on the calibration half"
+                              if "blend" in scorers else
+                              SERVED_BLEND if lexical is not None else "embedding cosine"),
         "served_vs_tfidf": ap_difference(evaluation_scores["served"], evaluation_scores["tfidf"],
                                          ev_y),
-        "rule": f"threshold: max F1 on the calibration half; floor: keeps {floor_recall:.0%} of "
-                "calibration positives",
+        "rule": f"threshold: the lowest whose calibration precision reaches {PRECISION:.0%} on "
+                f"every set (max F1 if none); floor: keeps {floor_recall:.0%} of calibration positives",
     }
+    for i, subset in enumerate(members):
+        rows = [p for p in halves["evaluation"] if p in subset]
+        y = np.array([p.label for p in rows])
+        if rows and 0 < y.sum() < len(y):
+            report[f"served_vs_tfidf_set_{i}"] = ap_difference(
+                scorers["served"](rows), char_tfidf(rows), y)
+    if "blend" in scorers:
+        report["pair_model"] = model.to_dict()
+    return report
+
+
+def fit_pair_model_on(features: np.ndarray, labels: np.ndarray) -> PairModel:
+    """Logistic regression (C = 1) on pair features: its probability is the duplicate score."""
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression(C=1.0, max_iter=2000).fit(features, labels)
+    return PairModel(tuple(float(c) for c in fitted.coef_[0]), float(fitted.intercept_[0]))
+
+
+def precision_threshold(scores: np.ndarray, labels: np.ndarray, precision: float) -> float:
+    """The best-F1 threshold among those whose pairs at or above it reach `precision` (at least
+    5 of them), halfway to the next lower score; the best-F1 threshold if none does."""
+    order = np.argsort(-scores, kind="stable")
+    hits = np.cumsum(labels[order])
+    counted = np.arange(1, len(order) + 1)
+    f1 = 2 * hits / (counted + labels.sum())
+    ok = np.flatnonzero((hits / counted >= precision) & (counted >= 5))
+    if not ok.size:
+        return best_f1_threshold(scores, labels)
+    best = int(ok[np.argmax(f1[ok] + 1e-9 * ok)])  # among equals the lowest threshold
+    here = float(scores[order][best])
+    below = scores[scores < here]
+    return float((here + below.max()) / 2 if below.size else here)
 
 
 def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -208,7 +276,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def threshold_record(report: Mapping[str, Any], model_version: str) -> dict[str, Any]:
     """What a bundle keeps in duplicates.json and serving reads (see serving/duplicates.py)."""
     m = report["methods"]["served"]
+    extra = {"pair_model": report["pair_model"]} if "pair_model" in report else {}
     return {"model_version": model_version, "same_event": m["threshold"], "floor": m["floor"],
+            **extra,
             "method": report["served_similarity"], "rule": report["rule"],
             "evaluation": m["evaluation"],
             "baseline_average_precision": report["methods"]["tfidf"]["evaluation"][
@@ -220,30 +290,38 @@ def threshold_record(report: Mapping[str, Any], model_version: str) -> dict[str,
 def calibrate(router: Any, pairs_path: Path | None = None) -> dict[str, Any]:
     """The same-event threshold and floor of `router`'s similarity, chosen on labelled pairs (a
     JSONL file, or built from the vendored data), as its bundle records them."""
-    pairs, provenance = _pairs(pairs_path)
-    report = evaluate_pairs(pairs, router.embed, router.lexical)
+    pairs, provenance, sets = _pairs(pairs_path)
+    report = evaluate_pairs(pairs, router.embed, router.lexical, fit_pair_model=True,
+                            judged_on=sets)
     report["pairs_from"] = provenance
     return threshold_record(report, router.version)
 
 
 def render_table(report: Mapping[str, Any]) -> str:
-    """A Markdown table of the methods on the evaluation half, and the pair counts."""
-    lines = ["| method | threshold | ROC-AUC | AP | precision | recall | F1 |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, label in (("served", f"served: {report['served_similarity']}"),
-                        ("embedding", "bundle embedding cosine alone"),
-                        ("tfidf", "baseline: char 1-3-gram TF-IDF cosine")):
-        m = report["methods"][name]
-        e = m["evaluation"]
-        lines.append(f"| {label} | {m['threshold']:.4f} | {e['roc_auc']:.4f} | "
-                     f"{e['average_precision']:.4f} | {e['precision']:.4f} | {e['recall']:.4f} | "
-                     f"{e['f1']:.4f} |")
-    nd = report["near_duplicates"]
-    d = report["served_vs_tfidf"]
+    """A Markdown table of the methods on the evaluation half (and on each judged set's
+    evaluation half: the hard read pairs, the easy built ones), and the pair counts."""
+    sets = [(k, n) for k, n in (("evaluation", "all"), ("evaluation_set_0", "hard"),
+                                 ("evaluation_set_1", "easy"))
+            if k in report["methods"]["served"]]
+    lines = ["| method | threshold | " + " | ".join(
+                f"{n}: ROC-AUC | {n}: AP | {n}: precision | {n}: recall" for _, n in sets) + " |",
+             "| --- | --- |" + " --- | --- | --- | --- |" * len(sets)]
+    names = {"served": f"served: {report['served_similarity']}",
+             "blend": f"blend ({SERVED_BLEND})", "embedding": "bundle embedding cosine alone",
+             "tfidf": "baseline: char 1-3-gram TF-IDF cosine"}
+    for name, m in report["methods"].items():
+        cells = [f"{m[k]['roc_auc']:.4f} | {m[k]['average_precision']:.4f} | "
+                 f"{m[k]['precision']:.4f} | {m[k]['recall']:.4f}" for k, _ in sets]
+        lines.append(f"| {names[name]} | {m['threshold']:.4f} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"served minus baseline AP: {d['difference']:+.4f} (paired bootstrap 95% interval "
-                 f"{d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}; served better in "
-                 f"{d['better_share']:.0%} of {d['resamples']} resamples)")
+    for key, label in (("served_vs_tfidf", "all"), ("served_vs_tfidf_set_0", "hard"),
+                       ("served_vs_tfidf_set_1", "easy")):
+        if key in report:
+            d = report[key]
+            lines.append(f"served minus baseline AP ({label}): {d['difference']:+.4f} (paired "
+                         f"bootstrap 95% interval {d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}; "
+                         f"served better in {d['better_share']:.0%} of {d['resamples']} resamples)")
+    nd = report["near_duplicates"]
     lines.append(f"near-duplicate pairs: calibration {nd['calibration']['pairs']} "
                  f"({nd['calibration']['positives']} positive), evaluation "
                  f"{nd['evaluation']['pairs']} ({nd['evaluation']['positives']} positive); "
@@ -255,7 +333,6 @@ def render_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-
 def evaluate_bundle(bundle: Path, pairs_path: Path | None = None, *,
                     haikou_dir: Path | None = None, teddy_dir: Path | None = None,
                     write_pairs_to: Path | None = None, out_dir: Path | None = None,
@@ -264,14 +341,15 @@ def evaluate_bundle(bundle: Path, pairs_path: Path | None = None, *,
     pairs (a JSONL file, or built from the data); report.json/report.md written to `out_dir`."""
     from model.router import Router
 
-    pairs, provenance = _pairs(pairs_path, haikou_dir, teddy_dir)
+    pairs, provenance, sets = _pairs(pairs_path, haikou_dir, teddy_dir)
     if write_pairs_to is not None:
         write_pairs(pairs, write_pairs_to)
     # One text per call: a bundle exported with dynamic int8 (before weight-only int8) gives
     # outputs that depend on the other rows of a batch, so scores would depend on batch-mates.
     router = Router.load(bundle, threads=threads, batch_size=1)
     started = datetime.now(UTC)
-    report = evaluate_pairs(pairs, router.embed, router.lexical)
+    report = evaluate_pairs(pairs, router.embed, router.lexical, fit_pair_model=True,
+                            judged_on=sets)
     report.update({"bundle": str(bundle), "model_version": router.version, "pairs_from": provenance,
                    "seconds": round((datetime.now(UTC) - started).total_seconds(), 1)})
     if out_dir is not None:
@@ -285,12 +363,18 @@ def evaluate_bundle(bundle: Path, pairs_path: Path | None = None, *,
 
 
 def _pairs(pairs_path: Path | None, haikou_dir: Path | None = None,
-           teddy_dir: Path | None = None) -> tuple[list[Pair], str]:
+           teddy_dir: Path | None = None) -> tuple[list[Pair], str, list[list[Pair]]]:
+    """The pairs, where they come from, and the sets judged apart: a file's pairs alone; by
+    default the easy pairs built from the data plus the hard, read pairs (data/pairs/)."""
     if pairs_path is not None:
-        return read_pairs(pairs_path), str(pairs_path)
+        return read_pairs(pairs_path), str(pairs_path), []
+    from training.hard_pairs import PATH, as_pairs, load_hard_pairs
+
     default_haikou, default_teddy = pair_data.default_sources()
     haikou_dir = haikou_dir or default_haikou
     teddy_dir = teddy_dir if teddy_dir is not None else default_teddy
-    return pair_data.build_pairs(haikou_dir, teddy_dir), (
-        f"built from {haikou_dir}" + (f" and {teddy_dir}" if teddy_dir else
-                                      " (no Teddy messages found)"))
+    easy = pair_data.build_pairs(haikou_dir, teddy_dir)
+    hard = as_pairs(load_hard_pairs(PATH, haikou_dir, teddy_dir))
+    return easy + hard, (f"built from {haikou_dir}" + (f" and {teddy_dir}" if teddy_dir else
+                         " (no Teddy messages found)") + f", plus the hard pairs of {PATH.name}"
+                         ), [hard, easy]

@@ -83,6 +83,7 @@ class Pair:
     b_id: str = ""
     time: str = ""  # ISO time of the later complaint (the anchor for negatives)
     split: str = ""  # calibration | evaluation
+    days_apart: float | None = None  # between the two complaints, where known
 
     @property
     def exact(self) -> bool:
@@ -113,8 +114,11 @@ def read_pairs(path: Path) -> list[Pair]:
                             '{"a_text": ..., "b_text": ..., "label": 0 or 1}')
         if row["label"] not in (0, 1, True, False):
             raise DataError(f"{path}:{n}: label must be 0 or 1, got {row['label']!r}")
-        fields = {k: str(row[k]) for k in Pair.__dataclass_fields__ if k in row and k != "label"}
-        pairs.append(Pair(label=int(row["label"]), **fields))
+        fields: dict[str, Any] = {k: str(row[k]) for k in Pair.__dataclass_fields__
+                                  if k in row and k not in ("label", "days_apart")}
+        days = row.get("days_apart")
+        pairs.append(Pair(label=int(row["label"]), **fields,
+                          days_apart=None if days is None else float(days)))
     return pairs
 
 
@@ -269,7 +273,7 @@ def _with_negatives(positives: list[tuple[_Item, _Item, str]], pool: list[_Item]
     out = []
     for later, earlier, kind in positives:
         pair = Pair(later.text, earlier.text, 1, kind, source, later.id, earlier.id,
-                    later.time.isoformat())
+                    later.time.isoformat(), days_apart=_days(later, earlier))
         out.append(pair)
         if pair.exact:
             continue
@@ -290,7 +294,7 @@ def _with_negatives(positives: list[tuple[_Item, _Item, str]], pool: list[_Item]
         picks["random_negative"] = randoms
         for neg_kind, chosen in picks.items():
             out += [Pair(later.text, c.text, 0, neg_kind, source, later.id, c.id,
-                         later.time.isoformat()) for c in chosen]
+                         later.time.isoformat(), days_apart=_days(later, c)) for c in chosen]
     return out
 
 
@@ -328,6 +332,10 @@ class _UnionFind:
 
 
 @functools.lru_cache(maxsize=1 << 16)
+def _days(a: _Item, b: _Item) -> float:
+    return round(abs((a.time - b.time).total_seconds()) / 86400, 3)
+
+
 def _normalised(text: str) -> str:
     return normalize_text(text)
 

@@ -54,15 +54,16 @@ class RoutingPublic(BaseModel):
 class DuplicatePublic(BaseModel):
     """A registered complaint this one likely repeats (from the similarity index).
 
-    `exact`: the same text once normalised (similarity 1.0). `same_event`: exact, or the
+    `exact`: the same text once normalised, punctuation aside (similarity 1.0). `same_event`: exact, or the
     similarity reaches the calibrated threshold; otherwise it is only similar (above the floor).
     """
 
     id: str
-    similarity: float = Field(description="the mean of the embedding cosine and the char n-gram "
-                                          "TF-IDF cosine of the two texts (the embedding cosine "
-                                          "for a bundle without lexical.json); 1.0 for an exact "
-                                          "repeat", examples=[0.97])
+    similarity: float = Field(description="the bundle's probability that the two report the same "
+                                          "event (its pair model: places, numbers, time apart "
+                                          "and the two cosines); for a bundle without one the "
+                                          "mean of the embedding and char n-gram TF-IDF "
+                                          "cosines; 1.0 for an exact repeat", examples=[0.97])
     same_event: bool = Field(description="likely the same event: merge rather than dispatch")
     exact: bool = Field(description="the same normalised text (found by hash)")
 

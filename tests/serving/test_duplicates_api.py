@@ -360,6 +360,7 @@ class _HeldRouter:
     def __init__(self, router: Router, version: str):
         self._router = router
         self.version = version
+        self.bundle = router.bundle
         self.lexical = router.lexical
         self.release = threading.Event()
 
@@ -454,3 +455,29 @@ def test_no_registration_body_gets_a_5xx(app_client, headers, items):
             text = items[result["index"]]["text"] if result["routing"] is not None else ""
             if normalize_text(text):  # registered with words left: in the index
                 assert result["id"] in app_client.app.state.services.duplicates
+
+
+def test_a_bundle_with_a_pair_model_serves_its_probability_as_the_score(dup_settings, bundles_dir,
+                                                                        headers):
+    from model.pair_model import PairModel
+
+    model = PairModel((4.0, 4.0, 3.0, -3.0, 1.0, -3.0, -0.5, 0.0, 0.5), intercept=-5.0)
+    bundle = bundles_dir / "tiny-v1"
+    (bundle / "duplicates.json").write_text(json.dumps(
+        {"same_event": 0.5, "floor": 0.001, "pair_model": model.to_dict()}), encoding="utf-8")
+    router = Router.load(bundle)
+    a, b = normalize_text(ORIGINAL), normalize_text(PARAPHRASE)
+    ea, eb = router.embed([ORIGINAL, PARAPHRASE])
+    cosine = float(ea @ eb / (np.linalg.norm(ea) * np.linalg.norm(eb)))
+    expected = float(model.score([cosine], [router.lexical.cosine(a, b)], b, [a], [-1.0])[0])
+    settings = dup_settings(duplicate_threshold=None, duplicate_floor=None)
+    with TestClient(create_app(settings)) as c:
+        _register(c, headers, _c("p1", ORIGINAL, received_at="2018-04-08T09:00:00+08:00"))
+        r = _register(c, headers, _c("p2", PARAPHRASE, received_at="2018-04-09T09:00:00+08:00"),
+                      _c("p3", PARAPHRASE + "。", received_at="2018-04-09T10:00:00+08:00"))
+    results = r.json()["results"]
+    [found] = [d for d in results[0]["duplicates"] if d["id"] == "p1"]
+    assert found["similarity"] == pytest.approx(expected, abs=1e-3)
+    assert found["same_event"] == (expected >= 0.5) and not found["exact"]
+    # only punctuation apart from p2, earlier in the same request: an exact repeat
+    assert [d["id"] for d in results[1]["duplicates"] if d["exact"]] == ["p2"]
