@@ -154,8 +154,9 @@ def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, lexical: Lexical | 
                               SERVED_BLEND if lexical is not None else "embedding cosine"),
         "served_vs_tfidf": ap_difference(evaluation_scores["served"], evaluation_scores["tfidf"],
                                          ev_y),
-        "rule": f"threshold: the lowest whose calibration precision reaches {PRECISION:.0%} on "
-                f"every set (max F1 if none); floor: keeps {floor_recall:.0%} of calibration positives",
+        "rule": f"threshold: the best F1 among those whose calibration precision reaches "
+                f"{PRECISION:.0%} on every set (max F1 if none); floor: keeps "
+                f"{floor_recall:.0%} of calibration positives",
     }
     for i, subset in enumerate(members):
         rows = [p for p in halves["evaluation"] if p in subset]
