@@ -233,3 +233,75 @@ def audit(
                                config=AuditConfig(folds=folds))
         queued = enqueue_suspects(session, result.to_dicts(), actor="cli:audit")
     typer.echo(f"{len(queued)} suspected label errors queued for review")
+
+
+@app.command("hot-issues")
+@domain_errors
+def hot_issues(
+    messages: Annotated[Path, typer.Argument(help="JSONL of messages: id, text, time, and "
+                                            "optionally title, user, likes, dislikes (Teddy).")],
+    model_dir: Annotated[Path, typer.Option("--model", help="A bundle: its pair model groups.")],
+    out: Annotated[Path, typer.Option(help="Folder for hot-issues.csv and details.csv.")],
+    since: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
+    top: Annotated[int, typer.Option(min=1, max=10_000, help="Issues in the tables.")] = 5,
+    window_days: Annotated[int, typer.Option(min=1, max=365)] = 30,
+) -> None:
+    """Group messages into hot issues (one event each) and write the Teddy Cup tables."""
+    import csv
+    from datetime import datetime, timedelta
+
+    from model.normalize import normalize_text
+    from model.router import Router
+    from training.datasets import read_rows
+    from training.hot_issues import (
+        Report,
+        detail_table,
+        group,
+        issue_table,
+        rank,
+        router_score,
+    )
+    from training.pairs import _teddy_time
+
+    def day(value: str | None, name: str) -> datetime | None:
+        try:
+            return None if value is None else datetime.strptime(value, "%Y-%m-%d")
+        except ValueError:
+            raise DataError(f"--{name} {value!r} is not a date like 2019-12-31") from None
+
+    lo, hi = day(since, "from"), day(until, "to")
+    if lo and hi and lo > hi:
+        raise DataError(f"--from {since} is after --to {until}: swap them")
+    reports = []
+    for n, row in enumerate(read_rows(messages), 1):
+        if not isinstance(row.get("text"), str) or not row.get("id"):
+            raise DataError(f"{messages}:{n}: each message needs an `id` and a `text`")
+        title = str(row.get("title") or "")
+        when = _teddy_time(row).replace(tzinfo=None)
+        if (lo and when < lo) or (hi and when >= hi + timedelta(days=1)):
+            continue
+        reactions = sum(int(row.get(k) or 0) for k in ("likes", "dislikes"))
+        reports.append(Report(str(row["id"]), normalize_text(f"{title}。{row['text']}" if title
+                                                             else row["text"]),
+                              when, str(row.get("user") or "") or None, reactions))
+    if not reports:
+        raise DataError(f"no message of {messages} falls between --from and --to")
+    router = Router.load(model_dir)
+    score, threshold = router_score(router, reports)
+    issues = group(reports, score, threshold=threshold, window=timedelta(days=window_days))
+    now = max(r.time for r in reports)
+    ranked = rank(issues, now)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("hot-issues.csv", issue_table(ranked, now, top)),
+                       ("details.csv", detail_table(ranked, top))):
+        with open(out / name, "w", encoding="utf-8-sig", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    typer.echo(f"{len(reports)} messages → {len(issues)} issues "
+               f"({sum(len(i.reports) > 1 for i in issues)} with more than one report); top {top}:")
+    for row in issue_table(ranked, now, top):
+        typer.echo(f"  {row['热度排名']}. {row['问题ID']} heat {row['热度指数']} "
+                   f"{row['时间范围']} {row['地点/人群']}: {row['问题描述']}")
+    typer.echo(f"tables written to {out}/hot-issues.csv and {out}/details.csv")

@@ -2,12 +2,18 @@
 
 Two complaints are one event when they name the same place or entity, the same numbers (house
 number, plate, code), and come close in time — not when they only share a topic, which is what
-cosines mostly measure. The pair model is a logistic regression over nine features of a pair:
+cosines mostly measure. The pair model is a logistic regression over eight features of a pair:
 
     embedding cosine, char n-gram TF-IDF cosine (model/lexical.py),
     overlap (Jaccard) of the places/entities named and whether both name some but none shared,
     overlap of the numbers and codes and whether both have some but none shared,
-    log(1 + days apart), log(length of the shorter text), received the same day.
+    log(1 + days apart), received the same day.
+
+The length of the shorter text was a feature too, and raised the hard set's AP, but for the wrong
+reason: the hard set's long texts are mostly Teddy reposts (same event) and its short ones
+generic Haikou enquiries, so the model learned "long means one event" and grouped unrelated
+long board messages into one hot issue (`huying hot-issues` on Teddy's 4,306 messages). It
+was removed.
 
 Places and entities are spans ending in a place or organisation word (小区, 路, 村, 公司, 酒店 …,
 `PLACE` below): on the hard pair set (data/pairs/hard-pairs.jsonl, later half) this gazetteer and
@@ -34,8 +40,7 @@ import numpy as np
 from model.errors import BundleError
 
 FEATURES = ("embedding_cosine", "lexical_cosine", "place_overlap", "places_disjoint",
-            "number_overlap", "numbers_disjoint", "log_days_apart", "log_shorter_length",
-            "same_day")
+            "number_overlap", "numbers_disjoint", "log_days_apart", "same_day")
 PLACE = re.compile(
     r"[\u4e00-\u9fffA-Za-z0-9]{1,10}?(?:小区|花园|大厦|广场|公寓|家园|新村|新城|城|苑|村|组|路|街|巷"
     r"|大道|桥|镇|乡|公司|酒店|饭店|学校|小学|中学|大学|幼儿园|医院|市场|银行|工地|车站|站|港|号"
@@ -65,7 +70,7 @@ def pair_features(embedding_cosine: float, lexical_cosine: float, text_a: str, t
     days = abs(days_apart)
     return [embedding_cosine, lexical_cosine, _jaccard(pa, pb), float(bool(pa and pb and not pa & pb)),
             _jaccard(na, nb), float(bool(na and nb and not na & nb)), math.log1p(days),
-            math.log(max(1, min(len(text_a), len(text_b)))), float(days < 1)]
+            float(days < 1)]
 
 
 @dataclass(frozen=True)

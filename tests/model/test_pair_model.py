@@ -28,7 +28,7 @@ def test_places_and_numbers_are_what_makes_an_event():
 
 
 def test_the_score_is_a_probability_that_rises_with_its_evidence():
-    model = PairModel(coefficients=(1.0, 1.0, 2.0, -2.0, 1.0, -2.0, -0.5, 0.0, 0.5),
+    model = PairModel(coefficients=(1.0, 1.0, 2.0, -2.0, 1.0, -2.0, -0.5, 0.5),
                       intercept=-1.0)
     a = "海甸二东路建设银行门口有流动摊贩占道经营"
     scores = model.score([0.9, 0.9], [0.6, 0.6], a,

@@ -461,7 +461,7 @@ def test_a_bundle_with_a_pair_model_serves_its_probability_as_the_score(dup_sett
                                                                         headers):
     from model.pair_model import PairModel
 
-    model = PairModel((4.0, 4.0, 3.0, -3.0, 1.0, -3.0, -0.5, 0.0, 0.5), intercept=-5.0)
+    model = PairModel((4.0, 4.0, 3.0, -3.0, 1.0, -3.0, -0.5, 0.5), intercept=-5.0)
     bundle = bundles_dir / "tiny-v1"
     (bundle / "duplicates.json").write_text(json.dumps(
         {"same_event": 0.5, "floor": 0.001, "pair_model": model.to_dict()}), encoding="utf-8")
