@@ -211,3 +211,31 @@ def test_up_reuses_a_router_trained_before_instead_of_training_again(tmp_path, m
     assert result.exit_code == 0, result.output
     assert "Reusing the router trained before" in result.output
     assert active_version(bundles) == version and len(served) == 1
+
+
+def test_hot_issues_writes_the_two_tables_and_refuses_bad_input(tiny_bundle, tmp_path):
+    messages = tmp_path / "messages.jsonl"
+    rows = [{"id": "1", "user": "u1", "time": "2019/12/10 12:34:21", "title": "丽发新城搅拌站噪音扰民",
+             "text": "暮云街道丽发新城小区附近违建搅拌站噪音扰民", "likes": "2", "dislikes": "0"},
+            {"id": "2", "user": "u2", "time": "2019/12/11 09:00:00", "title": "丽发新城搅拌站噪音扰民",
+             "text": "暮云街道丽发新城小区附近违建搅拌站噪音扰民", "likes": "0", "dislikes": "1"},
+            {"id": "3", "user": "u3", "time": "2019/12/12 09:00:00", "title": "社保怎么交",
+             "text": "辞职以后个人社保怎么交费", "likes": "0", "dislikes": "0"}]
+    messages.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                        encoding="utf-8")
+    out = tmp_path / "hot"
+    result = huying("hot-issues", str(messages), "--model", str(tiny_bundle.path), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    table = (out / "hot-issues.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert table[0] == "热度排名,问题ID,热度指数,时间范围,地点/人群,问题描述"
+    details = (out / "details.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert details[0].startswith("问题ID,留言编号,留言用户,留言时间,留言详情")
+    assert sorted(line.split(",")[1] for line in details[1:]) == ["1", "2", "3"]
+    assert "3 messages →" in result.output
+    swapped = huying("hot-issues", str(messages), "--model", str(tiny_bundle.path), "--out",
+                     str(tmp_path / "x"), "--from", "2019-12-12", "--to", "2019-12-01")
+    assert swapped.exit_code != 0 and "swap them" in swapped.output
+    assert not (tmp_path / "x").exists()
+    empty = huying("hot-issues", str(messages), "--model", str(tiny_bundle.path), "--out",
+                   str(tmp_path / "y"), "--from", "2020-01-01")
+    assert empty.exit_code != 0 and "falls between" in empty.output
