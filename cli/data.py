@@ -241,7 +241,8 @@ def hot_issues(
     messages: Annotated[Path, typer.Argument(help="JSONL of messages: id, text, time, and "
                                             "optionally title, user, likes, dislikes (Teddy).")],
     model_dir: Annotated[Path, typer.Option("--model", help="A bundle: its pair model groups.")],
-    out: Annotated[Path, typer.Option(help="Folder for hot-issues.csv and details.csv.")],
+    out: Annotated[Path, typer.Option(help="Folder for hot-issues.csv, details.csv and "
+                                           "hot-issues.xlsx (both tables as sheets).")],
     since: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
     until: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
     top: Annotated[int, typer.Option(min=1, max=10_000, help="Issues in the tables.")] = 5,
@@ -251,10 +252,9 @@ def hot_issues(
     import csv
     from datetime import datetime, timedelta
 
-    from model.normalize import normalize_text
-    from model.router import Router
-    from training.datasets import read_rows
-    from training.hot_issues import (
+    from openpyxl import Workbook
+
+    from model.hot_issues import (
         Report,
         detail_table,
         group,
@@ -262,6 +262,9 @@ def hot_issues(
         rank,
         router_score,
     )
+    from model.normalize import normalize_text
+    from model.router import Router
+    from training.datasets import read_rows
     from training.pairs import _teddy_time
 
     def day(value: str | None, name: str) -> datetime | None:
@@ -293,15 +296,24 @@ def hot_issues(
     now = max(r.time for r in reports)
     ranked = rank(issues, now)
     out.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("hot-issues.csv", issue_table(ranked, now, top)),
-                       ("details.csv", detail_table(ranked, top))):
+    tables = {"热点问题表": ("hot-issues.csv", issue_table(ranked, now, top)),
+              "热点问题留言明细表": ("details.csv", detail_table(ranked, top))}
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    for sheet, (name, rows) in tables.items():
         with open(out / name, "w", encoding="utf-8-sig", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
+        ws = workbook.create_sheet(sheet)
+        ws.append(list(rows[0]))
+        for row in rows:
+            ws.append(list(row.values()))
+    workbook.save(out / "hot-issues.xlsx")
     typer.echo(f"{len(reports)} messages → {len(issues)} issues "
                f"({sum(len(i.reports) > 1 for i in issues)} with more than one report); top {top}:")
     for row in issue_table(ranked, now, top):
         typer.echo(f"  {row['热度排名']}. {row['问题ID']} heat {row['热度指数']} "
                    f"{row['时间范围']} {row['地点/人群']}: {row['问题描述']}")
-    typer.echo(f"tables written to {out}/hot-issues.csv and {out}/details.csv")
+    typer.echo(f"tables written to {out}/hot-issues.csv, {out}/details.csv and "
+               f"{out}/hot-issues.xlsx")

@@ -1,6 +1,7 @@
 """The registry behind /v1/complaints: register (validate and route as /v1/route does, find
-duplicates among the complaints registered before, store, log the routing, index), find similar
-complaints, remove. The store is the truth; the similarity index (serving/duplicates.py) follows.
+duplicates among the complaints registered before, store, log the routing, join the hot issue of
+the best same-event duplicate or open one, index), find similar complaints, remove. The store is
+the truth; the similarity index (serving/duplicates.py) follows.
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ class ComplaintRegistry:
         batch = await self.routing.route_items(body, max_complaints=max_complaints,
                                                max_text_chars=max_text_chars)
         results, routed = batch.results, batch.routed
+        repeats: dict[str, str | None] = {}  # the best same-event match: its hot issue is joined
         if routed:
             found = await asyncio.to_thread(self._find, routed)
             for r, dups in zip(routed, found, strict=True):
                 results[r.index].duplicates = dups
-        registration = await run(self.sessions, self._store, routed, request_id, actor) \
-            if routed else store.Registration(registered=[], taken=[])
+                repeats[r.complaint.id] = next((d.id for d in dups if d.same_event), None)
+        registration = await run(self.sessions, self._store, routed, repeats, request_id,
+                                 actor) if routed else store.Registration(registered=[], taken=[])
         taken = set(registration.taken)
         for r in routed:
             if r.complaint.id in taken:
@@ -110,13 +113,22 @@ class ComplaintRegistry:
 
     # the store, in worker threads
     @staticmethod
-    def _store(session: Session, routed: Sequence[Routed], request_id: str,
-               actor: str) -> store.Registration:
-        """Complaints, their routing log and review items: one transaction (all or nothing)."""
+    def _store(session: Session, routed: Sequence[Routed], repeats: dict[str, str | None],
+               request_id: str, actor: str) -> store.Registration:
+        """Complaints, their routing log, review items and hot issues: one transaction (all or
+        nothing)."""
+        def label(r: Routed, head: str) -> str | None:
+            prediction = r.routing.heads.get(head)
+            return None if prediction is None else prediction.label
+
         return store.register_routed(session, request_id, [
             (store.NewComplaint(id=r.complaint.id, text=r.complaint.text,
                                 channel=r.complaint.channel, location=r.complaint.location,
-                                received_at=r.complaint.received_at), r.logged())
+                                received_at=r.complaint.received_at,
+                                category=label(r, "category"),
+                                subcategory=label(r, "subcategory"),
+                                department=label(r, "department"),
+                                repeats=repeats.get(r.complaint.id)), r.logged())
             for r in routed], actor=actor, model_version=routed[0].routing.model_version)
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
@@ -232,6 +233,16 @@ def test_hot_issues_writes_the_two_tables_and_refuses_bad_input(tiny_bundle, tmp
     assert details[0].startswith("问题ID,留言编号,留言用户,留言时间,留言详情")
     assert sorted(line.split(",")[1] for line in details[1:]) == ["1", "2", "3"]
     assert "3 messages →" in result.output
+    # the same two tables as the sheets of one workbook, cell for cell
+    from openpyxl import load_workbook
+
+    book = load_workbook(out / "hot-issues.xlsx", read_only=True)
+    assert book.sheetnames == ["热点问题表", "热点问题留言明细表"]
+    for sheet, name in zip(book.worksheets, ("hot-issues.csv", "details.csv"), strict=True):
+        cells = [["" if c is None else str(c) for c in row]
+                 for row in sheet.iter_rows(values_only=True)]
+        with open(out / name, encoding="utf-8-sig", newline="") as f:
+            assert cells == list(csv.reader(f))
     swapped = huying("hot-issues", str(messages), "--model", str(tiny_bundle.path), "--out",
                      str(tmp_path / "x"), "--from", "2019-12-12", "--to", "2019-12-01")
     assert swapped.exit_code != 0 and "swap them" in swapped.output

@@ -13,6 +13,7 @@ from model.errors import InvalidInput
 from serving.store.tables import (
     AuditLog,
     Complaint,
+    HotIssue,
     ReviewItem,
 )
 from serving.store.tables import Response as ResponseRow
@@ -52,13 +53,15 @@ def response_state(r: ResponseRow) -> dict[str, Any]:
 def complaint_state(c: Complaint) -> dict[str, Any]:
     return {k: _json(getattr(c, k)) for k in (
         "text_hash", "channel", "location", "received_at", "registered_at", "model_version",
-        "removed", "removed_at")}
+        "removed", "removed_at", "category", "subcategory", "department", "issue_id")}
 
 
-_OBJECT_TYPES = {ReviewItem: "review_item", ResponseRow: "response", Complaint: "complaint"}
+_OBJECT_TYPES = {ReviewItem: "review_item", ResponseRow: "response", Complaint: "complaint",
+                 HotIssue: "hot_issue"}
+Audited = ReviewItem | ResponseRow | Complaint | HotIssue
 
 
-def record_audit(session: Session, actor: str, action: str, obj: ReviewItem | ResponseRow | Complaint,
+def record_audit(session: Session, actor: str, action: str, obj: Audited,
            before: dict[str, Any] | None, after: dict[str, Any] | None, now: datetime) -> None:
     session.add(AuditLog(at=now, actor=actor, action=action,
                          object_type=_OBJECT_TYPES[type(obj)], object_id=str(obj.id),

@@ -1,4 +1,4 @@
-"""Registered complaints: registration with its routing log and review items in one
+"""Registered complaints: registration with its routing log, review items and hot issue in one
 transaction, removal, lookup."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from model.errors import Conflict, InvalidInput, NotFound
 from model.normalize import text_hash
 from serving.store.audit import aware_utc, complaint_state, current_time, record_audit
 from serving.store.db import write_transaction
+from serving.store.issues import assign_issue
 from serving.store.queue import RoutedText, log_routed
 from serving.store.tables import (
     Complaint,
@@ -30,6 +31,12 @@ class NewComplaint:
     channel: str | None = None
     location: str | None = None
     received_at: datetime | None = None
+    # what it was routed with, and the registered complaint it repeats (the same event): it
+    # joins that complaint's hot issue, else it opens one
+    category: str | None = None
+    subcategory: str | None = None
+    department: str | None = None
+    repeats: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,8 @@ def _register_one(session: Session, c: NewComplaint, *, actor: str, model_versio
                        "under a new id")
     values = dict(text=c.text, text_hash=text_hash(c.text), channel=c.channel,
                   location=c.location, received_at=c.received_at, registered_at=now,
-                  model_version=model_version, removed=False, removed_at=None)
+                  model_version=model_version, removed=False, removed_at=None,
+                  category=c.category, subcategory=c.subcategory, department=c.department)
     before = None if row is None else complaint_state(row)
     if row is None:
         row = Complaint(id=c.id, **values)
@@ -114,6 +122,7 @@ def _register_one(session: Session, c: NewComplaint, *, actor: str, model_versio
     except IntegrityError as exc:  # registered at this moment by a concurrent request
         raise Conflict(f"complaint {c.id!r} is already registered; remove it first or "
                        "register it under a new id") from exc
+    assign_issue(session, row, c.repeats, now)
     record_audit(session, actor, "complaint.registered", row, before, complaint_state(row), now)
     return row
 

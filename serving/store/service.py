@@ -16,7 +16,8 @@ SKIP LOCKED when taking the next item, so officers never wait on each other's ro
 
 One module per concept — queue.py (the routing log, the review queue and its claims),
 responses.py (officers' answers and the labels they become), complaints.py (registration),
-audit.py (the audit log) — and this module, the one import callers use:
+issues.py (hot issues: joining one, merge, split), audit.py (the audit log) — and this module,
+the one import callers use:
 `from serving.store import service`.
 """
 
@@ -33,6 +34,12 @@ from serving.store.complaints import (
     register_routed,
     registered_complaints,
     remove_complaint,
+)
+from serving.store.issues import (
+    get_issue,
+    merge_issues,
+    reports_between,
+    split_issue,
 )
 from serving.store.queue import (
     CLAIM_TTL,
@@ -78,16 +85,20 @@ __all__ = [
     "enqueue_review",
     "feedback",
     "get_complaint",
+    "get_issue",
     "get_review_item",
     "list_queue",
     "log_routing",
+    "merge_issues",
     "register_complaints",
     "register_routed",
     "registered_complaints",
     "remove_complaint",
+    "reports_between",
     "resolve_answer",
     "responses_for",
     "save_draft",
+    "split_issue",
     "submit_response",
     "submitted_labels",
 ]

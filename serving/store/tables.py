@@ -3,7 +3,9 @@
 The model's *suggestion* and the officer's *response* are kept apart, as in argilla:
 
     routing_log   one row per routed text: what the model suggested (per head, with confidences)
-    complaints    registered complaints; the similarity index is rebuilt from this table
+    complaints    registered complaints, with the labels they were routed with; the similarity
+                  index is rebuilt from this table
+    hot_issues    one row per real-world event; every registered complaint belongs to one
     review_items  the review queue: a snapshot of the suggestion, why it is queued, SLA, claim
     responses     what a person said: draft | submitted | discarded; only submitted ones are labels,
                   each with who, when and what the model had said (suggestion + model version)
@@ -119,6 +121,23 @@ class Complaint(Base):
     model_version: Mapped[str | None] = mapped_column(String(ID))
     removed: Mapped[bool] = mapped_column(Boolean, default=False)
     removed_at: Mapped[datetime | None]
+    # what it was routed with at registration; `subcategory` is the key `category/subcategory`
+    category: Mapped[str | None] = mapped_column(String(LABEL))
+    subcategory: Mapped[str | None] = mapped_column(String(LABEL))
+    department: Mapped[str | None] = mapped_column(String(LABEL))
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("hot_issues.id"), index=True)
+
+
+class HotIssue(Base):
+    """One real-world event that complaints report (热点问题). A complaint joins the issue of the
+    registered complaint it repeats (same event) or opens one; an officer may merge two issues
+    (the merged one keeps `merged_into`, its members move) or split one."""
+
+    __tablename__ = "hot_issues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    opened_at: Mapped[datetime]
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("hot_issues.id"))
 
 
 class ReviewItem(Base):

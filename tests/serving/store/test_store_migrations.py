@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -105,5 +106,32 @@ def test_0002_recomputes_stored_text_hashes_with_punctuation_folded(database_url
         with engine.connect() as c:
             stored = c.execute(text("SELECT text_hash FROM complaints")).scalar_one()
         assert stored == text_hash("小区门口路灯坏了") != "old"
+    finally:
+        engine.dispose()
+
+
+def test_0003_gives_each_registered_complaint_an_issue_and_its_routed_labels(database_url):
+    engine = make_engine(database_url)
+    routed = json.dumps({"category": {"label": "城乡建设"}, "subcategory": {"label": "城乡建设/噪音"},
+                         "department": {"label": "住建局"}, "decision": "auto"})
+    try:
+        upgrade(engine, "0002")
+        with engine.begin() as c:
+            for cid in ("a", "b"):
+                c.execute(text("INSERT INTO complaints (id, text, text_hash, registered_at, "
+                               "removed) VALUES (:id, '噪音', 'h', :t, :no)"),
+                          {"id": cid, "t": "2026-01-01 00:00:00", "no": False})
+            c.execute(text("INSERT INTO routing_log (request_id, complaint_id, text, "
+                           "model_version, suggestions, decision, created_at) VALUES "
+                           "('r', 'a', '噪音', 'v1', :s, 'auto', :t)"),
+                      {"s": routed, "t": "2026-01-01 00:00:00"})
+        upgrade(engine)
+        with engine.connect() as c:
+            rows = c.execute(text("SELECT id, issue_id, category, subcategory, department "
+                                  "FROM complaints ORDER BY id")).all()
+            issues = c.execute(text("SELECT count(*) FROM hot_issues")).scalar_one()
+        assert [tuple(r)[2:] for r in rows] == [("城乡建设", "城乡建设/噪音", "住建局"),
+                                                (None, None, None)]
+        assert issues == 2 and rows[0].issue_id != rows[1].issue_id
     finally:
         engine.dispose()

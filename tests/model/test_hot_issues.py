@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from model.hot_issues import Report, group, rank
 from model.lexical import Lexical
 from model.normalize import normalize_text
-from training.hot_issues import Report, group, rank
 
 # Real Teddy Cup 2020 C messages (messages-unlabelled-fj3, title。text, cut): two known events —
 # the mixing station by 丽发新城 (three owners) and the parking spaces bundled at 伊景园滨河苑

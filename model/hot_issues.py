@@ -130,20 +130,25 @@ def router_score(router: Any, reports: Sequence[Report]) -> tuple[Score, float]:
     return score, threshold
 
 
-def issue_table(ranked: Sequence[Issue], now: datetime, top: int) -> list[dict[str, Any]]:
-    """The Teddy Cup hot-issue table: 热度排名, 问题ID, 热度指数, 时间范围, 地点/人群, 问题描述.
-    The place is the one most of its reports name; the description is its first report's first
-    sentence (the title, for board messages)."""
+def place_of(issue: Issue) -> str:
+    """The place most of its reports name ("" if none names one)."""
     from model.pair_model import places
 
-    rows = []
-    for rank_, issue in enumerate(ranked[:top], 1):
-        named = Counter(p for r in issue.reports for p in places(r.text))
-        rows.append({"热度排名": rank_, "问题ID": issue.id, "热度指数": round(issue.heat(now), 3),
-                     "时间范围": f"{issue.first:%Y/%m/%d} 至 {issue.last:%Y/%m/%d}",
-                     "地点/人群": named.most_common(1)[0][0] if named else "",
-                     "问题描述": re.split(r"[。!?！？]", issue.reports[0].text, maxsplit=1)[0][:60]})
-    return rows
+    named = Counter(p for r in issue.reports for p in places(r.text))
+    return named.most_common(1)[0][0] if named else ""
+
+
+def description_of(issue: Issue) -> str:
+    """Its first report's first sentence (the title, for board messages), at most 60 characters."""
+    return re.split(r"[。!?！？]", issue.reports[0].text, maxsplit=1)[0][:60]
+
+
+def issue_table(ranked: Sequence[Issue], now: datetime, top: int) -> list[dict[str, Any]]:
+    """The Teddy Cup hot-issue table: 热度排名, 问题ID, 热度指数, 时间范围, 地点/人群, 问题描述."""
+    return [{"热度排名": rank_, "问题ID": issue.id, "热度指数": round(issue.heat(now), 3),
+             "时间范围": f"{issue.first:%Y/%m/%d} 至 {issue.last:%Y/%m/%d}",
+             "地点/人群": place_of(issue), "问题描述": description_of(issue)}
+            for rank_, issue in enumerate(ranked[:top], 1)]
 
 
 def detail_table(ranked: Sequence[Issue], top: int) -> list[dict[str, Any]]:
