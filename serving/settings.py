@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,9 @@ class Settings(BaseSettings):
     # metadata a duplicate must share, as JSON: HUYING_DUPLICATE_MATCH='["channel"]'
     duplicate_match: tuple[Literal["channel", "location"], ...] = ()
 
+    # The hotline's time zone (IANA name): the days of hot-issue trends and statistics
+    time_zone: Annotated[str, Field(min_length=1, max_length=64)] = "Asia/Shanghai"
+
     # Slow or idle clients (serving/server.py): a connection is closed when its request headers
     # take longer than header_timeout_s or its body longer than body_timeout_s; past
     # max_connections open ones, new connections are closed at once.
@@ -116,6 +120,11 @@ class Settings(BaseSettings):
         if self.log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
             problems.append(f"{ENV_PREFIX}LOG_LEVEL must be one of critical, error, warning, "
                             f"info, debug, trace; got {self.log_level!r}")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"{ENV_PREFIX}TIME_ZONE={self.time_zone!r} is not an IANA time zone "
+                            "such as Asia/Shanghai")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -6,6 +6,7 @@ One module per part of the API; every body is importable from here:
     routing.py     RoutingPublic, DuplicatePublic, RouteResponse: where complaints go
     complaints.py  RegisterResponse, SimilarResponse, ComplaintRemovedPublic: /v1/complaints
     models.py      ModelPublic, TaxonomyPublic, SwapRequest, …: the served model and its swap
+    hot_issues.py  HotIssuesResponse, HotIssueDetailPublic, MergeIssuesIn, SplitIssueIn: 热点问题
     review.py      ReviewAnswerIn, FeedbackIn, ReviewItemPublic, …: the review queue, feedback
     health.py      HealthPublic, SimilarityIndexPublic: /healthz, /readyz
     errors.py      ErrorDetail, ErrorPublic: every error body
@@ -15,6 +16,14 @@ One module per part of the API; every body is importable from here:
 from serving.schemas.complaints import ComplaintRemovedPublic, RegisterResponse, SimilarResponse
 from serving.schemas.errors import ErrorDetail, ErrorPublic, RequestErrorDetail
 from serving.schemas.health import HealthPublic, SimilarityIndexPublic
+from serving.schemas.hot_issues import (
+    HotIssueComplaintPublic,
+    HotIssueDetailPublic,
+    HotIssuePublic,
+    HotIssuesResponse,
+    MergeIssuesIn,
+    SplitIssueIn,
+)
 from serving.schemas.intake import (
     EARLIEST_RECEIVED,
     EXAMPLE_TEXTS,
@@ -64,10 +73,13 @@ __all__ = [
     "EARLIEST_RECEIVED", "EXAMPLE_TEXTS", "LATEST_RECEIVED_AHEAD", "MAX_CHANNEL_CHARS",
     "MAX_ID_CHARS", "MAX_LABEL_CHARS", "MAX_LOCATION_CHARS", "MAX_NOTE_CHARS", "MAX_PARTS",
     "AuditEntryPublic", "BundleSummaryPublic", "ComplaintIn", "ComplaintRemovedPublic",
-    "DuplicatePublic", "DutyEntryPublic", "DutyPublic", "ErrorDetail", "ErrorPublic", "FeedbackIn",
-    "HeadPublic", "HealthPublic", "LabelScore", "LabelText", "ModelListResponse", "ModelPublic",
-    "RegisterResponse", "RequestErrorDetail", "ResponsePublic", "ReviewAnswerIn", "ReviewItemPublic",
-    "ReviewItemSummaryPublic", "ReviewPartIn", "ReviewQueuePublic", "RouteRequest", "RouteResponse",
-    "RouteResult", "RoutingPublic", "SimilarCasePublic", "SimilarResponse", "SimilarityIndexPublic",
-    "SuggestionPublic", "SwapRequest", "SwapResponse", "TaxonomyPublic",
+    "DuplicatePublic", "DutyEntryPublic", "DutyPublic", "ErrorDetail", "ErrorPublic",
+    "FeedbackIn", "HeadPublic", "HealthPublic", "HotIssueComplaintPublic",
+    "HotIssueDetailPublic", "HotIssuePublic", "HotIssuesResponse", "LabelScore", "LabelText",
+    "MergeIssuesIn", "ModelListResponse", "ModelPublic", "RegisterResponse",
+    "RequestErrorDetail", "ResponsePublic", "ReviewAnswerIn", "ReviewItemPublic",
+    "ReviewItemSummaryPublic", "ReviewPartIn", "ReviewQueuePublic", "RouteRequest",
+    "RouteResponse", "RouteResult", "RoutingPublic", "SimilarCasePublic", "SimilarResponse",
+    "SimilarityIndexPublic", "SplitIssueIn", "SuggestionPublic", "SwapRequest", "SwapResponse",
+    "TaxonomyPublic",
 ]
