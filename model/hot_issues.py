@@ -41,6 +41,7 @@ class Report:
     time: datetime
     reporter: str | None = None
     reactions: int = 0  # likes + dislikes, where the channel has them
+    place: str | None = None  # the location the intake system gave, if any
 
 
 @dataclass
@@ -131,10 +132,13 @@ def router_score(router: Any, reports: Sequence[Report]) -> tuple[Score, float]:
 
 
 def place_of(issue: Issue) -> str:
-    """The place most of its reports name ("" if none names one)."""
+    """The location most of its reports were given, else the place most of their texts name ("" if
+    none); ties go to the place named first, so the same reports always give the same answer."""
     from model.pair_model import places
 
-    named = Counter(p for r in issue.reports for p in places(r.text))
+    given = Counter(r.place for r in issue.reports if r.place)
+    named = given or Counter(p for r in issue.reports
+                             for p in sorted(places(r.text), key=lambda p: (r.text.find(p), p)))
     return named.most_common(1)[0][0] if named else ""
 
 

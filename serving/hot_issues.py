@@ -61,8 +61,9 @@ def ranked(session: Session, since: date, until: date, zone: ZoneInfo, *, distri
             description=description_of(issue),
             department=departments[0][0] if departments else None,
             complaint_ids=[r.id for r in issue.reports], trend=[per_day[d] for d in days]))
-    return HotIssuesResponse.model_validate(dict(from_=since, to=until, time_zone=zone.key, district=district,
-                             days=days, total=len(issues), issues=out))
+    return HotIssuesResponse.model_validate(dict(from_=since, to=until, time_zone=zone.key,
+                                                 district=district, days=days, total=len(issues),
+                                                 issues=out))
 
 
 def detail(session: Session, issue_id: int) -> HotIssueDetailPublic:
@@ -90,7 +91,7 @@ def _reported(row: Complaint) -> datetime:
 
 
 def _report(row: Complaint) -> Report:
-    return Report(id=row.id, text=normalize_text(row.text), time=_reported(row))
+    return Report(id=row.id, text=normalize_text(row.text), time=_reported(row), place=row.location)
 
 
 def check_district(district: str | None) -> str | None:

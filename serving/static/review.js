@@ -1,7 +1,9 @@
 /* The officer page: the review queue on the left, one complaint at a time on the right.
  *
- * Plain browser JavaScript, no build step. Talks to the review API (/v1/review/...) with the
- * officer's API key, kept in sessionStorage for this tab only and sent as a Bearer token.
+ * Plain browser JavaScript, no build step. Talks to the review API (/v1/review/...) and the hot
+ * issues API (/v1/hot-issues/...) with the officer's API key, kept in sessionStorage for this tab
+ * only and sent as a Bearer token. A second view (热点问题) ranks the hot issues of a period and
+ * lets the officer split or merge them.
  * All text from the server is put in the page with textContent, never as HTML.
  */
 (() => {
@@ -9,6 +11,8 @@
 
   const KEY_STORAGE = "huying.apiKey";
   const FILTER_STORAGE = "huying.reviewFilters";
+  const VIEW_STORAGE = "huying.view";
+  const HOT_TOP = 50;
   const QUEUE_PAGE = 100;
   const REFRESH_MS = 30_000;
   const RENEW_MS = 10 * 60_000; // a claim lasts 30 minutes: renew it while the item is open
@@ -44,6 +48,8 @@
     picker: { results: [], index: -1 },
     draftTimer: null,
     timers: [],
+    view: "queue", // "queue" or "hot"
+    hot: { list: null, detail: null, busy: false, loaded: false },
   };
 
   // ------------------------------------------------------------------ small helpers
@@ -172,6 +178,8 @@
 
   function showLogin(message = "") {
     $("app").hidden = true;
+    $("hot").hidden = true;
+    $("views").hidden = true;
     $("logout").hidden = true;
     $("who").hidden = true;
     $("login").hidden = false;
@@ -211,8 +219,9 @@
 
   async function start() {
     $("login").hidden = true;
-    $("app").hidden = false;
     $("logout").hidden = false;
+    $("views").hidden = false;
+    showView(sessionStorage.getItem(VIEW_STORAGE) === "hot" ? "hot" : "queue", { focus: false });
     const keyId = (state.key.split("_")[1] || "").slice(0, 8);
     $("who").textContent = `密钥 ${keyId}`;
     $("who").hidden = false;
@@ -784,6 +793,288 @@
     await guarded(next);
   }
 
+  // ------------------------------------------------------------------ views
+
+  /** Show the review queue ("queue") or the hot issues ("hot"); the hot list loads on first show. */
+  function showView(view, { focus = true } = {}) {
+    state.view = view;
+    sessionStorage.setItem(VIEW_STORAGE, view);
+    $("app").hidden = view !== "queue";
+    $("hot").hidden = view !== "hot";
+    $("view-queue").setAttribute("aria-current", view === "queue" ? "page" : "false");
+    $("view-hot").setAttribute("aria-current", view === "hot" ? "page" : "false");
+    document.title = view === "hot" ? "呼应 · 热点问题" : "呼应 · 工单审核";
+    if (view === "hot" && !state.hot.loaded) loadHot();
+    if (focus) $(view === "hot" ? "hot" : "item").focus({ preventScroll: true });
+  }
+
+  // ------------------------------------------------------------------ hot issues
+
+  /** Like describe(), in words about hot issues rather than review items. */
+  function describeHot(e) {
+    const prefix = {
+      404: "找不到该热点问题：",
+      409: "该热点问题已被合并，请刷新后操作：",
+      422: e.field === "complaint_ids" ? "所选投诉无法拆分：" : e.field === "into" ? "无法合并：" : null,
+    }[e.status];
+    return prefix ? `${prefix}${e.message}` : describe(e);
+  }
+
+  const fmtDay = (iso) => {
+    const [, m, d] = String(iso).split("-");
+    return `${Number(m)}月${Number(d)}日`;
+  };
+
+  function fmtRange(first, last) {
+    const a = fmtTime(first);
+    const b = fmtTime(last);
+    if (a === b) return a;
+    return a.slice(0, 10) === b.slice(0, 10) ? `${a} – ${b.slice(11)}` : `${a} – ${b}`;
+  }
+
+  function hotQuery() {
+    const params = new URLSearchParams({ top: String(HOT_TOP) });
+    const from = $("h-from").value;
+    const to = $("h-to").value;
+    const district = $("h-district").value.trim();
+    if (from) params.set("from", from);
+    if (to) params.set("to", to);
+    if (district) params.set("district", district);
+    return `?${params}`;
+  }
+
+  /** The trend as a sparkline (inline SVG), with the counts in words for screen readers. */
+  function sparkline(trend, days) {
+    const NS = "http://www.w3.org/2000/svg";
+    const width = 96;
+    const height = 24;
+    const max = Math.max(1, ...trend);
+    const step = trend.length > 1 ? (width - 4) / (trend.length - 1) : 0;
+    const pts = trend.map((n, i) => [2 + i * step, height - 2 - (n / max) * (height - 5)]);
+    const nonzero = trend.map((n, i) => [n, days[i]]).filter(([n]) => n > 0);
+    const words = nonzero.length
+      ? `${nonzero.map(([n, d]) => `${fmtDay(d)} ${n} 件`).join("，")}${nonzero.length < trend.length ? "，其余日期 0 件" : ""}`
+      : "全部为 0";
+    const label = `每日投诉数：${words}（${days.length ? `${days[0]} 至 ${days[days.length - 1]}` : ""}）`;
+    const svg = document.createElementNS(NS, "svg");
+    const attrs = (el, a) => { for (const [k, v] of Object.entries(a)) el.setAttribute(k, String(v)); return el; };
+    attrs(svg, { class: "spark", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": label });
+    const title = document.createElementNS(NS, "title");
+    title.textContent = label;
+    svg.append(title);
+    const line = pts.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
+    if (pts.length > 1) {
+      svg.append(attrs(document.createElementNS(NS, "polygon"), {
+        class: "spark-area", points: `${pts[0][0].toFixed(1)},${height - 2} ${line} ${pts[pts.length - 1][0].toFixed(1)},${height - 2}`,
+      }));
+      svg.append(attrs(document.createElementNS(NS, "polyline"), { class: "spark-line", points: line }));
+    }
+    const peak = trend.indexOf(Math.max(...trend));
+    if (pts.length && trend[peak] > 0) {
+      svg.append(attrs(document.createElementNS(NS, "circle"), { class: "spark-dot", cx: pts[peak][0].toFixed(1), cy: pts[peak][1].toFixed(1), r: 2 }));
+    }
+    return svg;
+  }
+
+  async function loadHot() {
+    const from = $("h-from").value;
+    const to = $("h-to").value;
+    if (from && to && from > to) {
+      $("hot-error").textContent = `起始日期（${from}）晚于截止日期（${to}），请调整后再查询。`;
+      $("h-from").focus();
+      return;
+    }
+    $("hot-query").disabled = true;
+    try {
+      const list = await api("GET", `/v1/hot-issues${hotQuery()}`);
+      state.hot.list = list;
+      state.hot.loaded = true;
+      $("hot-error").textContent = "";
+      if (!state.hot.busy) $("hd-error").textContent = ""; // a fresh look: an old refusal no longer applies
+      if (!$("h-from").value) $("h-from").value = list.from;
+      if (!$("h-to").value) $("h-to").value = list.to;
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (e.status !== 401) $("hot-error").textContent = describeHot(e);
+      return;
+    } finally {
+      $("hot-query").disabled = false;
+    }
+    const open = state.hot.detail;
+    if (open) { // it may have changed meanwhile (another officer, or the change just made)
+      try {
+        state.hot.detail = await api("GET", `/v1/hot-issues/${open.id}`);
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        if (e.status === 404) state.hot.detail = null;
+      }
+    }
+    renderHotList();
+    renderHotDetail();
+  }
+
+  function renderHotList() {
+    const list = state.hot.list;
+    const current = state.hot.detail ? state.hot.detail.id : null;
+    const where = list.district ? `，${list.district}` : "";
+    const shown = list.issues.length < list.total ? `，显示前 ${list.issues.length} 个` : "";
+    $("hot-count").textContent = `${list.from} 至 ${list.to}${where}：共 ${list.total} 个热点问题${shown}`;
+    if (!list.issues.length) {
+      $("hot-rows").replaceChildren(h("tr", {}, h("td", { colspan: "8", class: "q-empty" }, "这段时间内没有热点问题")));
+      return;
+    }
+    $("hot-rows").replaceChildren(...list.issues.map((issue) => {
+      const selected = issue.id === current;
+      const description = issue.description || "（无描述）";
+      return h("tr", {
+        class: selected ? "hot-row selected" : "hot-row", dataset: { id: issue.id },
+        "aria-current": selected ? "true" : null,
+        onclick: (ev) => { if (!ev.target.closest("button")) openIssue(issue.id); },
+      },
+      h("td", { class: "num rank" }, issue.rank),
+      h("td", { class: "num heat" }, Number(issue.heat).toFixed(1)),
+      h("td", { class: "num reports" }, issue.reports),
+      h("td", { class: "trend" }, sparkline(issue.trend, list.days)),
+      h("td", { class: "when" }, fmtRange(issue.first_reported, issue.last_reported)),
+      h("td", { class: "place" }, issue.place || "—"),
+      h("td", { class: "desc" }, h("button", {
+        type: "button", class: "link", "aria-current": selected ? "true" : null,
+        "aria-label": `查看热点问题 #${issue.id}（第 ${issue.rank} 名，${issue.reports} 件投诉）：${description}`,
+        onclick: () => openIssue(issue.id),
+      }, description)),
+      h("td", { class: "dept" }, issue.department || "—"));
+    }));
+  }
+
+  async function openIssue(id) {
+    $("hd-error").textContent = "";
+    try {
+      state.hot.detail = await api("GET", `/v1/hot-issues/${id}`);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (e.status !== 401) {
+        $("hd-empty").hidden = true;
+        $("hd-body").hidden = false;
+        $("hd-error").textContent = describeHot(e);
+      }
+      return;
+    }
+    renderHotList();
+    renderHotDetail();
+    $("hot-detail").focus({ preventScroll: true });
+    $("hot-detail").scrollIntoView({ block: "nearest" });
+  }
+
+  function renderHotDetail() {
+    const d = state.hot.detail;
+    $("hd-empty").hidden = !!d;
+    $("hd-body").hidden = !d;
+    if (!d) return;
+    $("hd-id").textContent = `#${d.id}`;
+    const listed = state.hot.list && state.hot.list.issues.find((i) => i.id === d.id);
+    $("hd-meta").textContent = [
+      `建立于 ${fmtTime(d.opened_at)}`,
+      `${d.complaints.length} 件投诉`,
+      listed ? `热度 ${Number(listed.heat).toFixed(1)}（第 ${listed.rank} 名）` : null,
+    ].filter(Boolean).join(" · ");
+    if (d.merged_into) {
+      $("hd-complaints").replaceChildren(h("li", { class: "hint" }, `该热点问题已合并到 #${d.merged_into}，其投诉都在那里。 `,
+        h("button", { type: "button", class: "small", onclick: () => openIssue(d.merged_into) }, `查看 #${d.merged_into}`)));
+    } else if (!d.complaints.length) {
+      $("hd-complaints").replaceChildren(h("li", { class: "hint" }, "没有投诉"));
+    } else {
+      $("hd-complaints").replaceChildren(...d.complaints.map((c, i) => {
+        const box = `hd-c-${i}`;
+        const meta = [fmtTime(c.reported_at), c.channel, c.location, c.department].filter(Boolean).join(" · ");
+        return h("li", {},
+          h("input", { type: "checkbox", id: box, value: c.id, "aria-describedby": `${box}-text` }),
+          h("label", { for: box }, h("b", {}, `#${c.id}`), h("span", { class: "hint" }, ` ${meta}`)),
+          h("p", { id: `${box}-text`, class: "hd-text" }, c.text));
+      }));
+    }
+    const others = state.hot.list ? state.hot.list.issues.filter((i) => i.id !== d.id) : [];
+    const select = $("hd-into");
+    select.replaceChildren(
+      h("option", { value: "" }, others.length ? "选择目标热点问题" : "（列表中没有其他热点问题）"),
+      ...others.map((i) => {
+        const text = i.description.length > 24 ? `${i.description.slice(0, 24)}…` : i.description;
+        return h("option", { value: String(i.id) }, `#${i.id} 第 ${i.rank} 名 · ${i.reports} 件 · ${text || "（无描述）"}`);
+      }));
+    select.disabled = !!d.merged_into || !others.length;
+    updateSplit();
+    updateMerge();
+  }
+
+  function checkedComplaints() {
+    return [...$("hd-complaints").querySelectorAll("input[type=checkbox]:checked")].map((box) => box.value);
+  }
+
+  function updateSplit() {
+    const d = state.hot.detail;
+    const n = checkedComplaints().length;
+    const total = d ? d.complaints.length : 0;
+    let note = "";
+    if (d && !d.merged_into) {
+      if (total < 2) note = "只有一件投诉，无法拆分";
+      else if (n === 0) note = "勾选投诉后可拆分为新的热点问题";
+      else if (n === total) note = "不能全部拆出，至少留下一件";
+      else note = `已选 ${n} 件`;
+    }
+    $("hd-selected").textContent = note;
+    $("hd-split").disabled = state.hot.busy || !d || !!d.merged_into || n === 0 || n >= total;
+  }
+
+  function updateMerge() {
+    const d = state.hot.detail;
+    $("hd-merge").disabled = state.hot.busy || !d || !!d.merged_into || !$("hd-into").value;
+  }
+
+  async function hotChange(fn) {
+    if (state.hot.busy) return;
+    state.hot.busy = true;
+    document.body.setAttribute("aria-busy", "true");
+    $("hd-error").textContent = "";
+    updateSplit();
+    updateMerge();
+    try {
+      await fn();
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (e.status !== 401) $("hd-error").textContent = describeHot(e);
+    } finally {
+      state.hot.busy = false;
+      document.body.removeAttribute("aria-busy");
+      if (state.hot.list) {
+        updateSplit();
+        updateMerge();
+      }
+    }
+  }
+
+  function splitIssue() {
+    const d = state.hot.detail;
+    const ids = checkedComplaints();
+    if (!d || !ids.length) return;
+    return hotChange(async () => {
+      const created = await api("POST", `/v1/hot-issues/${d.id}/split`, { complaint_ids: ids });
+      toast(`已拆分：${ids.length} 件投诉移入新热点问题 #${created.id}`);
+      state.hot.detail = created;
+      await loadHot();
+    });
+  }
+
+  function mergeIssue() {
+    const d = state.hot.detail;
+    const into = Number($("hd-into").value);
+    if (!d || !into) return;
+    return hotChange(async () => {
+      const target = await api("POST", `/v1/hot-issues/${d.id}/merge`, { into });
+      toast(`已将热点问题 #${d.id} 合并到 #${target.id}`);
+      state.hot.detail = target;
+      await loadHot();
+    });
+  }
+
   // ------------------------------------------------------------------ keyboard
 
   function anyDialogOpen() {
@@ -791,9 +1082,9 @@
   }
 
   function onKey(ev) {
-    if ($("app").hidden) return;
+    if (!$("login").hidden || !state.key) return;
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
-      if (!anyDialogOpen() && state.item) {
+      if (!anyDialogOpen() && state.item && state.view === "queue") {
         ev.preventDefault();
         submitCorrection();
       }
@@ -806,7 +1097,13 @@
       if (ev.key === "?" && $("help").open) $("help").close();
       return;
     }
-    const actions = {
+    const views = { h: () => showView("hot"), q: () => showView("queue") };
+    const actions = state.view === "hot" ? {
+      "?": () => $("help").showModal(),
+      r: () => loadHot(),
+      ...views,
+    } : {
+      ...views,
       "?": () => $("help").showModal(),
       "/": () => $("picker-input").focus(),
       c: () => $("picker-input").focus(),
@@ -869,6 +1166,13 @@
       li.querySelector("input").focus();
     });
     $("split-cancel").addEventListener("click", () => $("split").close());
+    $("view-queue").addEventListener("click", () => showView("queue", { focus: false }));
+    $("view-hot").addEventListener("click", () => showView("hot", { focus: false }));
+    $("hot-filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadHot(); });
+    $("hd-complaints").addEventListener("change", updateSplit);
+    $("hd-split").addEventListener("click", splitIssue);
+    $("hd-into").addEventListener("change", updateMerge);
+    $("hd-merge").addEventListener("click", mergeIssue);
     document.addEventListener("keydown", onKey);
 
     const key = sessionStorage.getItem(KEY_STORAGE);

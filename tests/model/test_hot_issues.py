@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from model.hot_issues import Report, group, rank
+from model.hot_issues import Issue, Report, group, place_of, rank
 from model.lexical import Lexical
 from model.normalize import normalize_text
 
@@ -74,3 +74,15 @@ def test_heat_counts_reports_reporters_reactions_and_recency():
     same_person = group([Report("a", "x", now, "u1"), Report("b", "x", now, "u1")],
                         lambda r, e: [1.0] * len(e), threshold=0.5)
     assert same_person[0].reporters == 1
+
+
+def test_place_prefers_the_given_location_and_breaks_ties_by_the_text():
+    when = datetime(2018, 4, 8, 9, 30)
+    lamp = "龙华区南沙路坡博新村二巷有一盏路灯不亮"
+    named = Issue(id="1", reports=[Report("a", lamp, when), Report("b", lamp, when)])
+    # every place is named twice: the first one in the text wins, whatever the hash seed
+    assert place_of(named) == "龙华区南沙路"
+    given = Issue(id="2", reports=[Report("a", lamp, when, place="海口市龙华区南沙路"),
+                                   Report("b", lamp, when)])
+    assert place_of(given) == "海口市龙华区南沙路"
+    assert place_of(Issue(id="3", reports=[Report("a", "路灯不亮", when)])) == ""

@@ -1,5 +1,7 @@
 """The officer page in a real headless Chromium: sign in, accept, correct with the picker, and
-check that the queue moves on and that the answers reached the store with their audit trail.
+check that the queue moves on and that the answers reached the store with their audit trail; in
+the 热点问题 view, list the hot issues of a period, split a complaint off an issue and merge it
+back, and check the store and the audit trail followed.
 
 Runs the real app under uvicorn on a free localhost port (tiny bundle, temporary SQLite file,
 temporary keys) and Debian's chromium driven by Playwright. Install the browser with
@@ -29,8 +31,8 @@ from serving.app import create_app
 from serving.settings import Settings, load_settings
 from serving.store import service
 from serving.store.db import make_engine, make_sessionmaker
+from serving.store.tables import Complaint, HotIssue, ReviewItem
 from serving.store.tables import Response as ResponseRow
-from serving.store.tables import ReviewItem
 
 pytestmark = pytest.mark.browser
 
@@ -38,6 +40,7 @@ CHROMIUM = Path(os.environ.get("HUYING_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOT = Path(os.environ.get("HUYING_REVIEW_SCREENSHOT", "/tmp/review-page.png"))
+HOT_SCREENSHOT = Path(os.environ.get("HUYING_HOT_ISSUES_SCREENSHOT", "/tmp/hot-issues-page.png"))
 TIMEOUT_MS = 15_000
 
 
@@ -66,12 +69,23 @@ class Server:
 @pytest.fixture
 def server(tmp_path, bundles_dir, key_file) -> Iterator[Server]:
     """The real app under uvicorn in a background thread, on a free port."""
+    yield from _serve(tmp_path, bundles_dir, key_file)
+
+
+@pytest.fixture
+def hot_server(tmp_path, bundles_dir, key_file) -> Iterator[Server]:
+    """As `server`, but only (near-)exact repeats are the same event: the tiny model finds
+    unrelated texts about 0.49 similar, at the default threshold, which would blur the issues."""
+    yield from _serve(tmp_path, bundles_dir, key_file, duplicate_threshold=0.95)
+
+
+def _serve(tmp_path, bundles_dir, key_file, **overrides) -> Iterator[Server]:
     import uvicorn
 
     settings = load_settings(bundles_dir=bundles_dir, api_keys_file=key_file[0],
                              demo_keys_file=tmp_path / "demo-keys.txt", batch_max_wait_ms=2,
                              database_url=f"sqlite:///{tmp_path / 'huying.db'}",
-                             index_dir=tmp_path / "index", batch_workers=1)
+                             index_dir=tmp_path / "index", batch_workers=1, **overrides)
     port = _free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                             log_level="warning", access_log=False, lifespan="on")
@@ -214,6 +228,213 @@ def _check_store(s, officer: str, first: str, second: str, target) -> None:
     # the correction's draft was saved on the way (the picker autosaves)
     assert any(e.action == "response.draft_saved"
                for e in service.audit_trail(s, "response", corrected.id))
+
+
+LAMP = "龙华区南沙路坡博新村二巷102号处有一盏路灯不亮，晚上出行很不方便"
+NOISE = "美兰区海甸五西路工地夜间施工噪音扰民，严重影响休息"
+PARKING = "秀英区向荣北路金美花园外面很多机动车违停，堵塞消防通道"
+PERIOD = {"from": "2018-04-07", "to": "2018-04-10"}
+
+
+def _register(server: Server, keys: dict[str, str], complaints: list[dict]) -> None:
+    """Register complaints through /v1/complaints (/v1/route stores nothing): they join issues."""
+    r = httpx.post(f"{server.url}/v1/complaints", json={"complaints": complaints}, timeout=60,
+                   headers={"Authorization": f"Bearer {keys['intake']}"})
+    r.raise_for_status()
+    assert r.json()["registered"] == len(complaints), r.text
+
+
+def _hot_issues(server: Server, keys: dict[str, str], **params) -> dict:
+    r = httpx.get(f"{server.url}/v1/hot-issues", params={**PERIOD, "top": 50, **params},
+                  headers={"Authorization": f"Bearer {keys['officer']}"}, timeout=30)
+    r.raise_for_status()
+    return r.json()
+
+
+def _issue_of(server: Server, complaint_id: str) -> int | None:
+    engine = make_engine(server.settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as s:
+            return s.get(Complaint, complaint_id).issue_id
+    finally:
+        engine.dispose()
+
+
+def test_hot_issues_view_lists_splits_and_merges_into_the_store(hot_server, keys, haikou_sample,
+                                                                tiny_bundle):
+    chromium = _chromium()
+    server = hot_server
+    from playwright.sync_api import expect, sync_playwright
+
+    complaints = [
+        {"id": "lamp-1", "text": LAMP, "channel": "12345热线", "location": "海口市龙华区南沙路",
+         "received_at": "2018-04-08T09:30:00+08:00"},
+        {"id": "lamp-2", "text": LAMP, "channel": "微信小程序",  # an exact repeat: same issue
+         "received_at": "2018-04-09T07:30:00+08:00"},
+        {"id": "noise-1", "text": NOISE, "channel": "12345热线", "location": "海口市美兰区",
+         "received_at": "2018-04-09T22:00:00+08:00"},
+        {"id": "parking-1", "text": PARKING, "channel": "12345热线",
+         "location": "海口市秀英区向荣北路", "received_at": "2018-04-10T08:15:00+08:00"},
+        *({"id": f"sample-{i}", "text": r.text, "channel": "12345热线",
+           "received_at": f"2018-04-0{7 + i}T1{i}:00:00+08:00"}
+          for i, r in enumerate(haikou_sample.records[:2])),
+    ]
+    _register(server, keys, complaints)
+    listed = _hot_issues(server, keys)
+    lamp_id = _issue_of(server, "lamp-1")
+    assert lamp_id is not None and _issue_of(server, "lamp-2") == lamp_id
+    noise_id, parking_id = _issue_of(server, "noise-1"), _issue_of(server, "parking-1")
+    n = len(listed["issues"])
+    assert n == listed["total"] >= 4
+    lamp = next(i for i in listed["issues"] if i["id"] == lamp_id)
+    assert lamp["reports"] == 2 and lamp["trend"] == [0, 1, 1, 0]
+    officer = f"test officer ({keys['officer'].split('_')[1]})"
+    problems: list[str] = []
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS,
+                                    headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN",
+                                    timezone_id="Asia/Shanghai")
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("console", lambda m: problems.append(f"console: {m.text}")
+                    if m.type == "error" else None)
+            page.goto(f"{server.url}/review")
+            page.get_by_label("API 密钥").fill(keys["officer"])
+            page.get_by_role("button", name="进入审核").click()
+            views = page.get_by_role("navigation", name="切换页面")
+            expect(views).to_be_visible()
+
+            # switch views from the keyboard (H, Q) and with the top bar's buttons
+            hot_tab = views.get_by_role("button", name="热点问题")
+            queue_tab = views.get_by_role("button", name="审核队列")
+            page.locator("#item").focus()
+            page.keyboard.press("h")
+            expect(page.locator("#hot")).to_be_visible()
+            expect(page.locator("#app")).to_be_hidden()
+            expect(hot_tab).to_have_attribute("aria-current", "page")
+            page.keyboard.press("q")
+            expect(page.locator("#app")).to_be_visible()
+            expect(queue_tab).to_have_attribute("aria-current", "page")
+            hot_tab.focus()
+            page.keyboard.press("Enter")
+            expect(page.locator("#hot")).to_be_visible()
+            expect(page.locator("#hot-count")).to_contain_text("个热点问题")  # the last 30 days
+
+            # the period of the seeded complaints: the table lists what the API lists
+            rows = page.locator("#hot-rows tr.hot-row")
+            page.get_by_label("起始日期").fill(PERIOD["from"])
+            page.get_by_label("截止日期").fill(PERIOD["to"])
+            page.get_by_role("button", name="查询").click()
+            expect(page.locator("#hot-count")).to_contain_text(
+                f"{PERIOD['from']} 至 {PERIOD['to']}：共 {listed['total']} 个热点问题")
+            expect(rows).to_have_count(n)
+            expect(rows.locator("td.rank")).to_have_text([str(i["rank"]) for i in listed["issues"]])
+            expect(rows.locator("td.heat")).to_have_text([f"{i['heat']:.1f}"
+                                                          for i in listed["issues"]])
+            lamp_row = page.locator(f'#hot-rows tr[data-id="{lamp_id}"]')
+            expect(lamp_row.locator("td.reports")).to_have_text("2")
+            expect(lamp_row.locator("td.when")).to_have_text("2018-04-08 09:30 – 2018-04-09 07:30")
+            expect(lamp_row.locator("td.place")).to_have_text(lamp["place"] or "—")
+            spark = lamp_row.locator("svg.spark")
+            expect(spark).to_have_attribute("role", "img")
+            expect(spark).to_have_attribute("aria-label", re.compile(
+                r"^每日投诉数：4月8日 1 件，4月9日 1 件，其余日期 0 件"))
+            expect(spark.locator("polyline")).to_have_count(1)
+
+            # the district narrows the list as the API does
+            page.get_by_label("区域").fill("龙华区")
+            page.get_by_role("button", name="查询").click()
+            expect(rows).to_have_count(len(_hot_issues(server, keys, district="龙华区")["issues"]))
+            expect(page.locator("#hot-count")).to_contain_text("龙华区")
+            page.get_by_label("区域").fill("")
+            page.get_by_role("button", name="查询").click()
+            expect(rows).to_have_count(n)
+
+            # 1. split lamp-2 off the lamp issue
+            lamp_row.get_by_role("button", name=re.compile(f"^查看热点问题 #{lamp_id}（")).click()
+            expect(page.locator("#hd-id")).to_have_text(f"#{lamp_id}")
+            expect(lamp_row).to_have_attribute("aria-current", "true")
+            members = page.locator("#hd-complaints input[type=checkbox]")
+            expect(members).to_have_count(2)
+            split_button = page.get_by_role("button", name="拆分所选")
+            expect(split_button).to_be_disabled()
+            page.get_by_label(re.compile("^#lamp-2")).check()
+            expect(page.locator("#hd-selected")).to_have_text("已选 1 件")
+            split_button.click()
+            expect(page.locator("#toast")).to_contain_text("1 件投诉移入新热点问题")
+            expect(page.locator("#hd-id")).not_to_have_text(f"#{lamp_id}")
+            new_id = int(page.locator("#hd-id").inner_text().removeprefix("#"))
+            expect(page.locator("#hd-complaints input[type=checkbox]")).to_have_count(1)
+            expect(rows).to_have_count(n + 1)  # the list was reloaded
+            expect(lamp_row.locator("td.reports")).to_have_text("1")
+            expect(page.locator(f'#hot-rows tr[data-id="{new_id}"] td.reports')).to_have_text("1")
+            assert _issue_of(server, "lamp-2") == new_id
+
+            # 2. merge the new issue back into the lamp issue
+            into = page.get_by_label("合并到")
+            expect(into.locator(f'option[value="{new_id}"]')).to_have_count(0)  # not itself
+            into.select_option(str(lamp_id))
+            page.get_by_role("button", name="合并", exact=True).click()
+            expect(page.locator("#toast")).to_contain_text(f"#{new_id} 合并到 #{lamp_id}")
+            expect(page.locator("#hd-id")).to_have_text(f"#{lamp_id}")
+            expect(page.locator("#hd-complaints input[type=checkbox]")).to_have_count(2)
+            expect(rows).to_have_count(n)
+            expect(lamp_row.locator("td.reports")).to_have_text("2")
+            page.screenshot(path=str(HOT_SCREENSHOT), full_page=True)
+            assert problems == []
+
+            # 3. a refusal is shown inline: the noise issue was merged elsewhere meanwhile
+            page.locator(f'#hot-rows tr[data-id="{noise_id}"] td.desc button').click()
+            expect(page.locator("#hd-id")).to_have_text(f"#{noise_id}")
+            into.select_option(str(lamp_id))
+            r = httpx.post(f"{server.url}/v1/hot-issues/{noise_id}/merge",
+                           json={"into": parking_id}, timeout=30,
+                           headers={"Authorization": f"Bearer {keys['officer']}"})
+            assert r.status_code == 200, r.text
+            page.get_by_role("button", name="合并", exact=True).click()
+            alert = page.locator("#hd-error")
+            expect(alert).to_have_attribute("role", "alert")
+            expect(alert).to_contain_text("该热点问题已被合并")
+            problems.clear()  # the browser logs the refused request (409): expected here
+            page.get_by_role("button", name="查询").click()
+            expect(rows).to_have_count(n - 1)
+            expect(page.locator("#hd-complaints")).to_contain_text(f"已合并到 #{parking_id}")
+        finally:
+            browser.close()
+
+    assert problems == []
+    engine = make_engine(server.settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as s:
+            _check_issues(s, officer, lamp_id, new_id)
+    finally:
+        engine.dispose()
+
+
+def _check_issues(s, officer: str, lamp_id: int, new_id: int) -> None:
+    assert [c.id for c in s.scalars(select(Complaint).where(Complaint.issue_id == lamp_id)
+                                    .order_by(Complaint.id))] == ["lamp-1", "lamp-2"]
+    assert s.scalars(select(Complaint).where(Complaint.issue_id == new_id)).all() == []
+    assert s.get(HotIssue, new_id).merged_into == lamp_id
+    assert s.get(HotIssue, lamp_id).merged_into is None
+    trail = service.audit_trail(s, "hot_issue", lamp_id)
+    assert [(e.action, e.actor) for e in trail] == [("hot_issue.split", officer),
+                                                    ("hot_issue.merged", officer)]
+    split, merged = trail
+    assert split.before["complaint_ids"] == ["lamp-1", "lamp-2"]
+    assert split.after == {"complaint_ids": ["lamp-1"], "merged_into": None,
+                           "split_into": new_id}
+    assert merged.after == {"complaint_ids": ["lamp-1", "lamp-2"], "merged_into": None}
+    trail = service.audit_trail(s, "hot_issue", new_id)
+    assert [(e.action, e.actor) for e in trail] == [("hot_issue.split", officer),
+                                                    ("hot_issue.merged", officer)]
+    assert trail[0].before is None
+    assert trail[0].after == {"complaint_ids": ["lamp-2"], "merged_into": None,
+                              "split_from": lamp_id}
+    assert trail[1].after == {"complaint_ids": [], "merged_into": lamp_id}
 
 
 def test_missing_chromium_skips_locally_and_fails_in_ci(monkeypatch, tmp_path):
