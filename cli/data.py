@@ -57,19 +57,32 @@ def build_duty_lists(
     out: Annotated[Path, typer.Option(help="Where the duty-list folders are written.")]
         = Path("data/taxonomies"),
 ) -> None:
-    """Regenerate the Haikou and Teddy duty lists (data/taxonomies) from their source data."""
+    """Regenerate the Haikou and Teddy duty lists (data/taxonomies) from their source data,
+    with the time limits the Haikou tickets state (and their counts in time_limits.csv)."""
     from model.taxonomy import write_taxonomy
-    from training.duty_lists import haikou_duty_list, teddy_duty_list
+    from training.datasets import read_rows
+    from training.duty_lists import (
+        haikou_duty_list,
+        mine_time_limits,
+        teddy_duty_list,
+        with_time_limits,
+        write_time_limits,
+    )
 
-    haikou = haikou_duty_list(
-        _source_file(shared, "haikou12345/tickets-2018-02-to-04.jsonl"),
-        _source_file(shared, "haikou12345/tickets-2017-12-to-2018-01-older-taxonomy.jsonl"))
+    tickets = _source_file(shared, "haikou12345/tickets-2018-02-to-04.jsonl")
+    stated = mine_time_limits(read_rows(tickets))
+    haikou = with_time_limits(haikou_duty_list(
+        tickets, _source_file(shared, "haikou12345/tickets-2017-12-to-2018-01-older-taxonomy.jsonl")),
+        stated)
     teddy = teddy_duty_list(_source_file(shared, "teddy2020c/taxonomy-3level.csv"))
     for taxonomy in (haikou, teddy):
         write_taxonomy(taxonomy, out / taxonomy.name)
         typer.echo(f"{out / taxonomy.name}: {len(taxonomy.categories)} categories, "
-                   f"{len(taxonomy.entries)} subcategories, "
+                   f"{len(taxonomy.entries)} subcategories "
+                   f"({sum(bool(e.time_limit) for e in taxonomy.entries)} with a time limit), "
                    f"{len(taxonomy.departments)} departments")
+    write_time_limits(stated, out / haikou.name / "time_limits.csv")
+    typer.echo(f"{out / haikou.name}/time_limits.csv: {len(stated)} stated limits with counts")
 
 
 @app.command()
