@@ -24,11 +24,10 @@ from typing import Any
 from model.taxonomy import DutyEntry, Taxonomy
 from training.datasets import read_rows
 
-
 MIN_STATED = 2
 # "请职能局按规定在30分钟内…", "请…按照规定30分钟响应…", "请…在5个工作日内办结": the operator's rule
-_STATED = re.compile(r"(?<!申)请[^，。；！？（）()\d]{0,14}?(规定|在)?\s*(\d{1,4}|[一二两三四五六七八九十百]{1,4})\s*"
-                     r"(分钟|小时|个?工作日|天|日)(内)?")
+_STATED = re.compile(r"(?<!申)请[^，。；！？（）()\d]{0,14}?(规定|在)?\s*"
+                     r"(\d{1,4}|[一二两三四五六七八九十百]{1,4})\s*(分钟|小时|个?工作日|天|日)(内)?")
 _UNITS = {"分钟": "min", "小时": "h", "工作日": "wd", "个工作日": "wd", "天": "d", "日": "d"}
 _DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"两": 2}
 
