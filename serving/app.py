@@ -37,7 +37,17 @@ from serving.errors import install_error_handlers
 from serving.metrics import Metrics
 from serving.middleware import RequestContextMiddleware
 from serving.model_slot import ModelSlot, RouterLoader
-from serving.routes import admin, complaints, feedback, health, hot_issues, model, review, route
+from serving.routes import (
+    admin,
+    cases,
+    complaints,
+    feedback,
+    health,
+    hot_issues,
+    model,
+    review,
+    route,
+)
 from serving.routing import DuplicateFinder, RoutingService
 from serving.schemas import ComplaintIn, FeedbackIn, ReviewAnswerIn, RouteRequest, SwapRequest
 from serving.settings import Settings, batch_workers, load_settings
@@ -131,7 +141,7 @@ def create_app(settings: Settings | None = None, *,
     app.state.settings = settings
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_error_handlers(app)
-    for module in (route, complaints, hot_issues, model, admin, health, review, feedback):
+    for module in (route, complaints, cases, hot_issues, model, admin, health, review, feedback):
         app.include_router(module.router)
     app.include_router(review.pages)
     app.mount("/static/docs", StaticFiles(directory=swagger_ui_path), name="docs-assets")

@@ -128,7 +128,9 @@ class ComplaintRegistry:
                                 category=label(r, "category"),
                                 subcategory=label(r, "subcategory"),
                                 department=label(r, "department"),
-                                repeats=repeats.get(r.complaint.id)), r.logged())
+                                repeats=repeats.get(r.complaint.id),
+                                time_limit=r.routing.duty.time_limit or None
+                                if r.routing.duty else None), r.logged())
             for r in routed], actor=actor, model_version=routed[0].routing.model_version)
 
     @staticmethod

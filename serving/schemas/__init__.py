@@ -6,6 +6,7 @@ One module per part of the API; every body is importable from here:
     routing.py     RoutingPublic, DuplicatePublic, RouteResponse: where complaints go
     complaints.py  RegisterResponse, SimilarResponse, ComplaintRemovedPublic: /v1/complaints
     models.py      ModelPublic, TaxonomyPublic, SwapRequest, …: the served model and its swap
+    cases.py       CaseEventIn, CasePublic: a complaint's case and the events that make it
     hot_issues.py  HotIssuesResponse, HotIssueDetailPublic, MergeIssuesIn, SplitIssueIn: 热点问题
     review.py      ReviewAnswerIn, FeedbackIn, ReviewItemPublic, …: the review queue, feedback
     health.py      HealthPublic, SimilarityIndexPublic: /healthz, /readyz
@@ -13,6 +14,7 @@ One module per part of the API; every body is importable from here:
     validators.py  the checks the request bodies share (valid Unicode, storable text)
 """
 
+from serving.schemas.cases import CaseEventIn, CaseEventPublic, CasePublic
 from serving.schemas.complaints import ComplaintRemovedPublic, RegisterResponse, SimilarResponse
 from serving.schemas.errors import ErrorDetail, ErrorPublic, RequestErrorDetail
 from serving.schemas.health import HealthPublic, SimilarityIndexPublic
@@ -72,7 +74,8 @@ from serving.schemas.routing import (
 __all__ = [
     "EARLIEST_RECEIVED", "EXAMPLE_TEXTS", "LATEST_RECEIVED_AHEAD", "MAX_CHANNEL_CHARS",
     "MAX_ID_CHARS", "MAX_LABEL_CHARS", "MAX_LOCATION_CHARS", "MAX_NOTE_CHARS", "MAX_PARTS",
-    "AuditEntryPublic", "BundleSummaryPublic", "ComplaintIn", "ComplaintRemovedPublic",
+    "AuditEntryPublic", "BundleSummaryPublic", "CaseEventIn", "CaseEventPublic", "CasePublic",
+    "ComplaintIn", "ComplaintRemovedPublic",
     "DuplicatePublic", "DutyEntryPublic", "DutyPublic", "ErrorDetail", "ErrorPublic",
     "FeedbackIn", "HeadPublic", "HealthPublic", "HotIssueComplaintPublic",
     "HotIssueDetailPublic", "HotIssuePublic", "HotIssuesResponse", "LabelScore", "LabelText",

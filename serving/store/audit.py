@@ -53,7 +53,8 @@ def response_state(r: ResponseRow) -> dict[str, Any]:
 def complaint_state(c: Complaint) -> dict[str, Any]:
     return {k: _json(getattr(c, k)) for k in (
         "text_hash", "channel", "location", "received_at", "registered_at", "model_version",
-        "removed", "removed_at", "category", "subcategory", "department", "issue_id")}
+        "removed", "removed_at", "category", "subcategory", "department", "issue_id",
+        "time_limit")}
 
 
 _OBJECT_TYPES = {ReviewItem: "review_item", ResponseRow: "response", Complaint: "complaint",

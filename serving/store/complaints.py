@@ -37,6 +37,7 @@ class NewComplaint:
     subcategory: str | None = None
     department: str | None = None
     repeats: str | None = None
+    time_limit: str | None = None  # the duty-list limit of its subcategory: its case's due time
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def _register_one(session: Session, c: NewComplaint, *, actor: str, model_versio
     values = dict(text=c.text, text_hash=text_hash(c.text), channel=c.channel,
                   location=c.location, received_at=c.received_at, registered_at=now,
                   model_version=model_version, removed=False, removed_at=None,
-                  category=c.category, subcategory=c.subcategory, department=c.department)
+                  category=c.category, subcategory=c.subcategory, department=c.department,
+                  time_limit=c.time_limit)
     before = None if row is None else complaint_state(row)
     if row is None:
         row = Complaint(id=c.id, **values)

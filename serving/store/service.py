@@ -16,7 +16,8 @@ SKIP LOCKED when taking the next item, so officers never wait on each other's ro
 
 One module per concept — queue.py (the routing log, the review queue and its claims),
 responses.py (officers' answers and the labels they become), complaints.py (registration),
-issues.py (hot issues: joining one, merge, split), audit.py (the audit log) — and this module,
+issues.py (hot issues: joining one, merge, split), cases.py (what follows routing: assigned,
+replied, closed, reopened; due and overdue), audit.py (the audit log) — and this module,
 the one import callers use:
 `from serving.store import service`.
 """
@@ -25,6 +26,14 @@ from __future__ import annotations
 
 from serving.store.audit import (
     audit_trail,
+)
+from serving.store.cases import (
+    Case,
+    NewEvent,
+    Posted,
+    cases_of,
+    get_case,
+    post_event,
 )
 from serving.store.complaints import (
     NewComplaint,
@@ -70,26 +79,32 @@ from serving.store.responses import (
 __all__ = [
     "Answer",
     "CLAIM_TTL",
+    "Case",
     "Label",
     "MAX_PAGE",
     "NewComplaint",
+    "NewEvent",
+    "Posted",
     "QueueFilter",
     "QueuePage",
     "REVIEW_SOURCE",
     "Registration",
     "RoutedText",
     "audit_trail",
+    "cases_of",
     "claim",
     "claim_next",
     "discard",
     "enqueue_review",
     "feedback",
+    "get_case",
     "get_complaint",
     "get_issue",
     "get_review_item",
     "list_queue",
     "log_routing",
     "merge_issues",
+    "post_event",
     "register_complaints",
     "register_routed",
     "registered_complaints",

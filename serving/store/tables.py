@@ -6,6 +6,8 @@ The model's *suggestion* and the officer's *response* are kept apart, as in argi
     complaints    registered complaints, with the labels they were routed with; the similarity
                   index is rebuilt from this table
     hot_issues    one row per real-world event; every registered complaint belongs to one
+    case_events   what happened to a registered complaint after routing, as the case-handling
+                  system or an officer posted it: assigned, replied, closed, reopened
     review_items  the review queue: a snapshot of the suggestion, why it is queued, SLA, claim
     responses     what a person said: draft | submitted | discarded; only submitted ones are labels,
                   each with who, when and what the model had said (suggestion + model version)
@@ -40,6 +42,7 @@ DECISIONS = ("auto", "review")
 REVIEW_REASONS = ("low_confidence", "audit", "spot_check", "manual")
 REVIEW_STATUSES = ("open", "claimed", "done")
 RESPONSE_KINDS = ("accept", "correct", "not_a_complaint", "split")
+CASE_EVENT_KINDS = ("assigned", "replied", "closed", "reopened")
 RESPONSE_STATUSES = ("draft", "submitted", "discarded")
 
 ID = 128  # complaint ids, request ids, officer and source names
@@ -126,6 +129,8 @@ class Complaint(Base):
     subcategory: Mapped[str | None] = mapped_column(String(LABEL))
     department: Mapped[str | None] = mapped_column(String(LABEL))
     issue_id: Mapped[int | None] = mapped_column(ForeignKey("hot_issues.id"), index=True)
+    # the duty-list time limit of its routed subcategory (30min, 5wd…): its case's due time
+    time_limit: Mapped[str | None] = mapped_column(String(16))
 
 
 class HotIssue(Base):
@@ -138,6 +143,25 @@ class HotIssue(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     opened_at: Mapped[datetime]
     merged_into: Mapped[int | None] = mapped_column(ForeignKey("hot_issues.id"))
+
+
+class CaseEvent(Base):
+    """One step of a complaint's case, idempotent by the poster's `event_id`. The case's state is
+    its last event's (`routed` before any); nothing else about the case is stored."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (CheckConstraint(_one_of("kind", CASE_EVENT_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(ID), unique=True)
+    complaint_id: Mapped[str] = mapped_column(ForeignKey("complaints.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(index=True)  # when it happened
+    department: Mapped[str | None] = mapped_column(String(LABEL))  # assigned to / replying
+    reply: Mapped[str | None] = mapped_column(Text)  # the official reply (replied)
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(ID))
+    recorded_at: Mapped[datetime]
 
 
 class ReviewItem(Base):

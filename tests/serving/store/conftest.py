@@ -42,8 +42,8 @@ class Store:
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of every table: what "the stored data" is."""
         return {t: self.rows(t) for t in
-                ("routing_log", "complaints", "hot_issues", "review_items", "responses",
-                 "audit_log")}
+                ("routing_log", "complaints", "hot_issues", "case_events", "review_items",
+                 "responses", "audit_log")}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -92,8 +92,8 @@ def _empty_postgres(engine: Engine) -> None:
     # on again for the test whatever happens.
     with engine.begin() as c:
         c.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
-        for table in ("audit_log", "responses", "review_items", "routing_log", "complaints",
-                      "hot_issues"):
+        for table in ("audit_log", "responses", "review_items", "routing_log", "case_events",
+                      "complaints", "hot_issues"):
             c.execute(text(f"DELETE FROM {table}"))
         c.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
 

@@ -135,3 +135,27 @@ def test_0003_gives_each_registered_complaint_an_issue_and_its_routed_labels(dat
         assert issues == 2 and rows[0].issue_id != rows[1].issue_id
     finally:
         engine.dispose()
+
+
+def test_0004_gives_registered_complaints_the_time_limit_they_were_routed_with(database_url):
+    engine = make_engine(database_url)
+    routed = json.dumps({"duty": {"subcategory": "路灯", "time_limit": "30min"},
+                         "decision": "auto"})
+    try:
+        upgrade(engine, "0003")
+        with engine.begin() as c:
+            for cid in ("a", "b"):
+                c.execute(text("INSERT INTO complaints (id, text, text_hash, registered_at, "
+                               "removed) VALUES (:id, '路灯', 'h', :t, :no)"),
+                          {"id": cid, "t": "2026-01-01 00:00:00", "no": False})
+            c.execute(text("INSERT INTO routing_log (request_id, complaint_id, text, "
+                           "model_version, suggestions, decision, created_at) VALUES "
+                           "('r', 'a', '路灯', 'v1', :s, 'auto', :t)"),
+                      {"s": routed, "t": "2026-01-01 00:00:00"})
+        upgrade(engine)
+        with engine.connect() as c:
+            limits = c.execute(text("SELECT time_limit FROM complaints ORDER BY id")).scalars()
+            assert list(limits) == ["30min", None]
+            assert c.execute(text("SELECT count(*) FROM case_events")).scalar_one() == 0
+    finally:
+        engine.dispose()
