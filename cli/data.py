@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -330,3 +330,61 @@ def hot_issues(
                    f"{row['时间范围']} {row['地点/人群']}: {row['问题描述']}")
     typer.echo(f"tables written to {out}/hot-issues.csv, {out}/details.csv and "
                f"{out}/hot-issues.xlsx")
+
+
+@app.command("stats")
+@domain_errors
+def stats_command(
+    cases: Annotated[Path, typer.Argument(help="Case rows, CSV or JSONL, as GET "
+                                        "/v1/stats/cases.csv exports them.")],
+    since: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    until: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
+    out: Annotated[Path, typer.Option(help="Folder for summary.csv, volumes.csv and "
+                                           "departments.csv.")],
+    by: Annotated[str, typer.Option(help="Volumes per day, week or month.")] = "day",
+    as_of: Annotated[str | None, typer.Option(
+        help="Judge overdue at this time (ISO 8601 with a zone; default: the period's end).")]
+        = None,
+    time_zone: Annotated[str, typer.Option(help="The hotline's IANA time zone.")]
+        = "Asia/Shanghai",
+) -> None:
+    """The statistics /v1/stats gives, from case rows: volumes, share closed, time to close,
+    overdue and repeats per department."""
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from serving import stats
+
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DataError(f"--time-zone {time_zone!r} is not an IANA time zone") from None
+    try:
+        lo, hi = date.fromisoformat(since), date.fromisoformat(until)
+    except ValueError:
+        raise DataError(f"--from {since!r} / --to {until!r}: give dates like 2018-04-30") from None
+    if lo > hi:
+        raise DataError(f"--from {since} is after --to {until}: swap them")
+    if by not in ("day", "week", "month"):
+        raise DataError(f"--by {by!r}: use day, week or month")
+    try:
+        judged = stats.period_bounds(lo, hi, zone)[1] if as_of is None else \
+            datetime.fromisoformat(as_of)
+    except ValueError:
+        raise DataError(f"--as-of {as_of!r} is not an ISO 8601 time") from None
+    if judged.tzinfo is None:
+        raise DataError(f"--as-of {as_of!r} needs a time zone, e.g. +08:00")
+    result = stats.statistics(stats.read_case_rows(cases), lo, hi, zone,
+                              by=cast("stats.Granularity", by), as_of=judged)
+    out.mkdir(parents=True, exist_ok=True)
+    for table in ("summary", "volumes", "departments"):
+        (out / f"{table}.csv").write_text(stats.to_csv(result.table(table)), encoding="utf-8")
+    s = result.summary
+    typer.echo(f"{s['complaints']} complaints {lo} – {hi}: {s['closed']} closed "
+               f"({s['closed_share']}), median {s['close_hours_median']} h to close, "
+               f"{s['overdue']} of {s['with_time_limit']} with a time limit overdue, "
+               f"{s['repeats']} repeats")
+    for d in result.departments[:10]:
+        typer.echo(f"  {d['department']}: {d['complaints']} complaints, {d['closed']} closed, "
+                   f"{d['overdue']} overdue")
+    typer.echo(f"tables written to {out}/summary.csv, volumes.csv, departments.csv")

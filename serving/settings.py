@@ -77,6 +77,10 @@ class Settings(BaseSettings):
 
     # The hotline's time zone (IANA name): the days of hot-issue trends and statistics
     time_zone: Annotated[str, Field(min_length=1, max_length=64)] = "Asia/Shanghai"
+    # The districts statistics and early warnings count by, named in a complaint's location or
+    # text (the demo's: Haikou's four), as JSON: HUYING_DISTRICTS='["南山区", "福田区"]'
+    districts: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = (
+        "龙华区", "秀英区", "美兰区", "琼山区")
 
     # Slow or idle clients (serving/server.py): a connection is closed when its request headers
     # take longer than header_timeout_s or its body longer than body_timeout_s; past

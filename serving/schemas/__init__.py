@@ -7,6 +7,7 @@ One module per part of the API; every body is importable from here:
     complaints.py  RegisterResponse, SimilarResponse, ComplaintRemovedPublic: /v1/complaints
     models.py      ModelPublic, TaxonomyPublic, SwapRequest, …: the served model and its swap
     cases.py       CaseEventIn, CasePublic: a complaint's case and the events that make it
+    stats.py       StatsResponse, DepartmentStatsPublic, VolumePublic: /v1/stats
     hot_issues.py  HotIssuesResponse, HotIssueDetailPublic, MergeIssuesIn, SplitIssueIn: 热点问题
     review.py      ReviewAnswerIn, FeedbackIn, ReviewItemPublic, …: the review queue, feedback
     health.py      HealthPublic, SimilarityIndexPublic: /healthz, /readyz
@@ -70,12 +71,14 @@ from serving.schemas.routing import (
     RouteResult,
     RoutingPublic,
 )
+from serving.schemas.stats import DepartmentStatsPublic, StatsResponse, VolumePublic
 
 __all__ = [
     "EARLIEST_RECEIVED", "EXAMPLE_TEXTS", "LATEST_RECEIVED_AHEAD", "MAX_CHANNEL_CHARS",
     "MAX_ID_CHARS", "MAX_LABEL_CHARS", "MAX_LOCATION_CHARS", "MAX_NOTE_CHARS", "MAX_PARTS",
     "AuditEntryPublic", "BundleSummaryPublic", "CaseEventIn", "CaseEventPublic", "CasePublic",
-    "ComplaintIn", "ComplaintRemovedPublic",
+    "ComplaintIn", "ComplaintRemovedPublic", "DepartmentStatsPublic", "StatsResponse",
+    "VolumePublic",
     "DuplicatePublic", "DutyEntryPublic", "DutyPublic", "ErrorDetail", "ErrorPublic",
     "FeedbackIn", "HeadPublic", "HealthPublic", "HotIssueComplaintPublic",
     "HotIssueDetailPublic", "HotIssuePublic", "HotIssuesResponse", "LabelScore", "LabelText",

@@ -10,7 +10,7 @@ joins the issue that survives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -126,6 +126,20 @@ def reports_between(session: Session, since: datetime, until: datetime,
                                 Complaint.location.is_(None)
                                 & Complaint.text.like(pattern, escape="\\")))
     return list(session.scalars(query.order_by(when, Complaint.id)))
+
+
+def issues_opened(session: Session, issue_ids: Iterable[int]) -> dict[int, str]:
+    """Per issue, the complaint (not removed) reported first: the others repeat it."""
+    ids, first = sorted(issue_ids), dict[int, str]()
+    for start in range(0, len(ids), 500):
+        for issue_id, complaint_id in session.execute(
+                select(Complaint.issue_id, Complaint.id)
+                .where(Complaint.issue_id.in_(ids[start:start + 500]),
+                       Complaint.removed.is_(False))
+                .order_by(report_time().desc(), Complaint.id.desc())):
+            if issue_id is not None:
+                first[issue_id] = complaint_id  # the last one written is the earliest
+    return first
 
 
 def issue_state(session: Session, issue: HotIssue) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from serving.store.complaints import (
 )
 from serving.store.issues import (
     get_issue,
+    issues_opened,
     merge_issues,
     reports_between,
     split_issue,
@@ -101,6 +102,7 @@ __all__ = [
     "get_complaint",
     "get_issue",
     "get_review_item",
+    "issues_opened",
     "list_queue",
     "log_routing",
     "merge_issues",
