@@ -23,10 +23,10 @@ the served method and alpha are the ones it chose (see the README).
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -40,7 +40,7 @@ METHOD: Method = "negbin"
 
 @dataclass(frozen=True)
 class Alarm:
-    series: Hashable
+    series: Any  # the key it was given under
     day: date
     observed: int
     expected: float
@@ -103,7 +103,7 @@ def _size(history: np.ndarray, factors: np.ndarray) -> float:
     return float(mean * mean / (var - mean)) if var > mean > 0 else math.inf
 
 
-def detect(counts: Mapping[Hashable, Mapping[date, int]], days: Sequence[date],
+def detect(counts: Mapping[Any, Mapping[date, int]], days: Sequence[date],
            profile: np.ndarray, *, check: Sequence[date] | None = None,
            method: Method = METHOD, alpha: float = ALPHA, min_count: int = MIN_COUNT,
            window: int = WINDOW) -> list[Alarm]:

@@ -8,6 +8,7 @@ One module per part of the API; every body is importable from here:
     models.py      ModelPublic, TaxonomyPublic, SwapRequest, …: the served model and its swap
     cases.py       CaseEventIn, CasePublic: a complaint's case and the events that make it
     stats.py       StatsResponse, DepartmentStatsPublic, VolumePublic: /v1/stats
+    warnings.py    WarningPublic, DetectIn, AcknowledgeIn: early warnings
     hot_issues.py  HotIssuesResponse, HotIssueDetailPublic, MergeIssuesIn, SplitIssueIn: 热点问题
     review.py      ReviewAnswerIn, FeedbackIn, ReviewItemPublic, …: the review queue, feedback
     health.py      HealthPublic, SimilarityIndexPublic: /healthz, /readyz
@@ -72,20 +73,27 @@ from serving.schemas.routing import (
     RoutingPublic,
 )
 from serving.schemas.stats import DepartmentStatsPublic, StatsResponse, VolumePublic
+from serving.schemas.warnings import (
+    AcknowledgeIn,
+    DetectIn,
+    DetectResponse,
+    WarningPublic,
+    WarningsResponse,
+)
 
 __all__ = [
     "EARLIEST_RECEIVED", "EXAMPLE_TEXTS", "LATEST_RECEIVED_AHEAD", "MAX_CHANNEL_CHARS",
     "MAX_ID_CHARS", "MAX_LABEL_CHARS", "MAX_LOCATION_CHARS", "MAX_NOTE_CHARS", "MAX_PARTS",
-    "AuditEntryPublic", "BundleSummaryPublic", "CaseEventIn", "CaseEventPublic", "CasePublic",
-    "ComplaintIn", "ComplaintRemovedPublic", "DepartmentStatsPublic", "StatsResponse",
-    "VolumePublic",
-    "DuplicatePublic", "DutyEntryPublic", "DutyPublic", "ErrorDetail", "ErrorPublic",
-    "FeedbackIn", "HeadPublic", "HealthPublic", "HotIssueComplaintPublic",
-    "HotIssueDetailPublic", "HotIssuePublic", "HotIssuesResponse", "LabelScore", "LabelText",
-    "MergeIssuesIn", "ModelListResponse", "ModelPublic", "RegisterResponse",
-    "RequestErrorDetail", "ResponsePublic", "ReviewAnswerIn", "ReviewItemPublic",
-    "ReviewItemSummaryPublic", "ReviewPartIn", "ReviewQueuePublic", "RouteRequest",
-    "RouteResponse", "RouteResult", "RoutingPublic", "SimilarCasePublic", "SimilarResponse",
-    "SimilarityIndexPublic", "SplitIssueIn", "SuggestionPublic", "SwapRequest", "SwapResponse",
-    "TaxonomyPublic",
+    "AcknowledgeIn", "AuditEntryPublic", "BundleSummaryPublic", "CaseEventIn",
+    "CaseEventPublic", "CasePublic", "ComplaintIn", "ComplaintRemovedPublic",
+    "DepartmentStatsPublic", "DetectIn", "DetectResponse", "DuplicatePublic", "DutyEntryPublic",
+    "DutyPublic", "ErrorDetail", "ErrorPublic", "FeedbackIn", "HeadPublic", "HealthPublic",
+    "HotIssueComplaintPublic", "HotIssueDetailPublic", "HotIssuePublic", "HotIssuesResponse",
+    "LabelScore", "LabelText", "MergeIssuesIn", "ModelListResponse", "ModelPublic",
+    "RegisterResponse", "RequestErrorDetail", "ResponsePublic", "ReviewAnswerIn",
+    "ReviewItemPublic", "ReviewItemSummaryPublic", "ReviewPartIn", "ReviewQueuePublic",
+    "RouteRequest", "RouteResponse", "RouteResult", "RoutingPublic", "SimilarCasePublic",
+    "SimilarResponse", "SimilarityIndexPublic", "SplitIssueIn", "StatsResponse",
+    "SuggestionPublic", "SwapRequest", "SwapResponse", "TaxonomyPublic", "VolumePublic",
+    "WarningPublic", "WarningsResponse",
 ]

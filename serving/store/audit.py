@@ -13,6 +13,7 @@ from model.errors import InvalidInput
 from serving.store.tables import (
     AuditLog,
     Complaint,
+    EarlyWarning,
     HotIssue,
     ReviewItem,
 )
@@ -58,8 +59,8 @@ def complaint_state(c: Complaint) -> dict[str, Any]:
 
 
 _OBJECT_TYPES = {ReviewItem: "review_item", ResponseRow: "response", Complaint: "complaint",
-                 HotIssue: "hot_issue"}
-Audited = ReviewItem | ResponseRow | Complaint | HotIssue
+                 HotIssue: "hot_issue", EarlyWarning: "warning"}
+Audited = ReviewItem | ResponseRow | Complaint | HotIssue | EarlyWarning
 
 
 def record_audit(session: Session, actor: str, action: str, obj: Audited,

@@ -17,7 +17,8 @@ SKIP LOCKED when taking the next item, so officers never wait on each other's ro
 One module per concept — queue.py (the routing log, the review queue and its claims),
 responses.py (officers' answers and the labels they become), complaints.py (registration),
 issues.py (hot issues: joining one, merge, split), cases.py (what follows routing: assigned,
-replied, closed, reopened; due and overdue), audit.py (the audit log) — and this module,
+replied, closed, reopened; due and overdue), warnings.py (early warnings, acknowledged),
+audit.py (the audit log) — and this module,
 the one import callers use:
 `from serving.store import service`.
 """
@@ -76,6 +77,12 @@ from serving.store.responses import (
     submit_response,
     submitted_labels,
 )
+from serving.store.warnings import (
+    NewWarning,
+    acknowledge,
+    add_warnings,
+    list_warnings,
+)
 
 __all__ = [
     "Answer",
@@ -85,12 +92,15 @@ __all__ = [
     "MAX_PAGE",
     "NewComplaint",
     "NewEvent",
+    "NewWarning",
     "Posted",
     "QueueFilter",
     "QueuePage",
     "REVIEW_SOURCE",
     "Registration",
     "RoutedText",
+    "acknowledge",
+    "add_warnings",
     "audit_trail",
     "cases_of",
     "claim",
@@ -104,6 +114,7 @@ __all__ = [
     "get_review_item",
     "issues_opened",
     "list_queue",
+    "list_warnings",
     "log_routing",
     "merge_issues",
     "post_event",

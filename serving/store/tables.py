@@ -8,6 +8,8 @@ The model's *suggestion* and the officer's *response* are kept apart, as in argi
     hot_issues    one row per real-world event; every registered complaint belongs to one
     case_events   what happened to a registered complaint after routing, as the case-handling
                   system or an officer posted it: assigned, replied, closed, reopened
+    warnings      early warnings with their evidence (series, expected vs observed, complaints);
+                  an officer acknowledges them
     review_items  the review queue: a snapshot of the suggestion, why it is queued, SLA, claim
     responses     what a person said: draft | submitted | discarded; only submitted ones are labels,
                   each with who, when and what the model had said (suggestion + model version)
@@ -18,13 +20,14 @@ Times are stored in UTC and read back timezone-aware on every backend.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -34,6 +37,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -43,6 +47,7 @@ REVIEW_REASONS = ("low_confidence", "audit", "spot_check", "manual")
 REVIEW_STATUSES = ("open", "claimed", "done")
 RESPONSE_KINDS = ("accept", "correct", "not_a_complaint", "split")
 CASE_EVENT_KINDS = ("assigned", "replied", "closed", "reopened")
+WARNING_KINDS = ("surge", "repeated_event", "overdue_cases", "overdue_share")
 RESPONSE_STATUSES = ("draft", "submitted", "discarded")
 
 ID = 128  # complaint ids, request ids, officer and source names
@@ -162,6 +167,29 @@ class CaseEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(ID))
     recorded_at: Mapped[datetime]
+
+
+class EarlyWarning(Base):
+    """An early warning for one day (serving/warnings.py): a surge in a series, an event reported
+    again and again, a department's overdue cases or its rising overdue share."""
+
+    __tablename__ = "warnings"
+    __table_args__ = (CheckConstraint(_one_of("kind", WARNING_KINDS), name="kind"),
+                      UniqueConstraint("kind", "key", "day"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(LABEL))  # the series, issue or department it is about
+    day: Mapped[date] = mapped_column(Date, index=True)  # the local day it is about
+    department: Mapped[str | None] = mapped_column(String(LABEL), index=True)  # who should act
+    observed: Mapped[float] = mapped_column(Float)
+    expected: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    evidence: Mapped[dict[str, Any]]  # series, complaint ids: what the numbers came from
+    created_at: Mapped[datetime]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(ID))
+    acknowledged_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class ReviewItem(Base):

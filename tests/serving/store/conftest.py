@@ -43,7 +43,7 @@ class Store:
         """Every row of every table: what "the stored data" is."""
         return {t: self.rows(t) for t in
                 ("routing_log", "complaints", "hot_issues", "case_events", "review_items",
-                 "responses", "audit_log")}
+                 "responses", "warnings", "audit_log")}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -93,7 +93,7 @@ def _empty_postgres(engine: Engine) -> None:
     with engine.begin() as c:
         c.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
         for table in ("audit_log", "responses", "review_items", "routing_log", "case_events",
-                      "complaints", "hot_issues"):
+                      "complaints", "hot_issues", "warnings"):
             c.execute(text(f"DELETE FROM {table}"))
         c.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
 
