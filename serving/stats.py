@@ -170,7 +170,9 @@ def _round(value: Any) -> float:
 
 
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """CSV with a byte-order mark, so that Excel reads the Chinese as UTF-8."""
     out = io.StringIO()
+    out.write("\ufeff")
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
@@ -184,7 +186,7 @@ def export_rows(rows: Sequence[CaseRow]) -> list[dict[str, Any]]:
 
 
 def read_case_rows(path: Path) -> list[CaseRow]:
-    """Case rows from a CSV (as `GET /v1/stats?table=cases&format=csv` writes it) or JSONL."""
+    """Case rows from a CSV (as `GET /v1/stats/cases.csv` writes it) or JSONL."""
     names = [f.name for f in fields(CaseRow)]
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:

@@ -3,7 +3,9 @@
  * Plain browser JavaScript, no build step. Talks to the review API (/v1/review/...) and the hot
  * issues API (/v1/hot-issues/...) with the officer's API key, kept in sessionStorage for this tab
  * only and sent as a Bearer token. A second view (热点问题) ranks the hot issues of a period and
- * lets the officer split or merge them.
+ * lets the officer split or merge them; a third (统计) shows the statistics of a period
+ * (/v1/stats: summary, per department, volumes over time drawn as inline SVG) and downloads
+ * its tables as CSV.
  * All text from the server is put in the page with textContent, never as HTML.
  */
 (() => {
@@ -13,6 +15,7 @@
   const FILTER_STORAGE = "huying.reviewFilters";
   const VIEW_STORAGE = "huying.view";
   const HOT_TOP = 50;
+  const STATS_TOP = 8; // values per dimension drawn in the breakdown chart; the rest is 其他
   const QUEUE_PAGE = 100;
   const REFRESH_MS = 30_000;
   const RENEW_MS = 10 * 60_000; // a claim lasts 30 minutes: renew it while the item is open
@@ -48,8 +51,9 @@
     picker: { results: [], index: -1 },
     draftTimer: null,
     timers: [],
-    view: "queue", // "queue" or "hot"
+    view: "queue", // "queue", "hot" or "stats"
     hot: { list: null, detail: null, busy: false, loaded: false },
+    stats: { data: null, params: null, loaded: false, exporting: false },
   };
 
   // ------------------------------------------------------------------ small helpers
@@ -134,20 +138,27 @@
       throw new ApiError(0, "network", "无法连接服务器，请检查网络后重试");
     }
     if (response.status === 204) return null;
+    if (!response.ok) throw await refusal(response);
+    try {
+      return await response.json();
+    } catch (_) {
+      return null;
+    }
+  }
+
+  /** The ApiError of a refused request, from its `{"error": {code, message, field}}` body. */
+  async function refusal(response) {
     let data = null;
     try {
       data = await response.json();
     } catch (_) {
       data = null;
     }
-    if (!response.ok) {
-      const err = (data && data.error) || {};
-      const e = new ApiError(response.status, err.code || `http_${response.status}`,
-        err.message || `请求失败（HTTP ${response.status}）`, err.field);
-      if (response.status === 401) signedOut("API 密钥无效或已吊销，请重新输入。");
-      throw e;
-    }
-    return data;
+    const err = (data && data.error) || {};
+    const e = new ApiError(response.status, err.code || `http_${response.status}`,
+      err.message || `请求失败（HTTP ${response.status}）`, err.field);
+    if (response.status === 401) signedOut("API 密钥无效或已吊销，请重新输入。");
+    return e;
   }
 
   /** A refusal in words an officer can act on; the server's own message follows. */
@@ -179,6 +190,7 @@
   function showLogin(message = "") {
     $("app").hidden = true;
     $("hot").hidden = true;
+    $("stats").hidden = true;
     $("views").hidden = true;
     $("logout").hidden = true;
     $("who").hidden = true;
@@ -221,7 +233,8 @@
     $("login").hidden = true;
     $("logout").hidden = false;
     $("views").hidden = false;
-    showView(sessionStorage.getItem(VIEW_STORAGE) === "hot" ? "hot" : "queue", { focus: false });
+    const saved = sessionStorage.getItem(VIEW_STORAGE);
+    showView(Object.hasOwn(VIEWS, saved) ? saved : "queue", { focus: false });
     const keyId = (state.key.split("_")[1] || "").slice(0, 8);
     $("who").textContent = `密钥 ${keyId}`;
     $("who").hidden = false;
@@ -795,17 +808,25 @@
 
   // ------------------------------------------------------------------ views
 
-  /** Show the review queue ("queue") or the hot issues ("hot"); the hot list loads on first show. */
+  /** Each view: its <main>, its tab in the top bar, the page title and where focus goes. */
+  const VIEWS = {
+    queue: { main: "app", tab: "view-queue", title: "呼应 · 工单审核", focus: "item" },
+    hot: { main: "hot", tab: "view-hot", title: "呼应 · 热点问题", focus: "hot" },
+    stats: { main: "stats", tab: "view-stats", title: "呼应 · 统计", focus: "stats" },
+  };
+
+  /** Show the review queue, the hot issues or the statistics; the last two load on first show. */
   function showView(view, { focus = true } = {}) {
     state.view = view;
     sessionStorage.setItem(VIEW_STORAGE, view);
-    $("app").hidden = view !== "queue";
-    $("hot").hidden = view !== "hot";
-    $("view-queue").setAttribute("aria-current", view === "queue" ? "page" : "false");
-    $("view-hot").setAttribute("aria-current", view === "hot" ? "page" : "false");
-    document.title = view === "hot" ? "呼应 · 热点问题" : "呼应 · 工单审核";
+    for (const [name, v] of Object.entries(VIEWS)) {
+      $(v.main).hidden = name !== view;
+      $(v.tab).setAttribute("aria-current", name === view ? "page" : "false");
+    }
+    document.title = VIEWS[view].title;
     if (view === "hot" && !state.hot.loaded) loadHot();
-    if (focus) $(view === "hot" ? "hot" : "item").focus({ preventScroll: true });
+    if (view === "stats" && !state.stats.loaded) loadStats();
+    if (focus) $(VIEWS[view].focus).focus({ preventScroll: true });
   }
 
   // ------------------------------------------------------------------ hot issues
@@ -1075,6 +1096,330 @@
     });
   }
 
+  // ------------------------------------------------------------------ statistics
+
+  const BY_NAMES = { day: "日", week: "周", month: "月" };
+  const DIMENSION_NAMES = { category: "分类", subcategory: "子类", district: "区域", department: "部门" };
+  const STATS_FIELDS = { from: "起始日期", to: "截止日期", by: "粒度", table: "表" };
+  const TABLE_NAMES = { summary: "汇总", departments: "各部门", volumes: "投诉量", cases: "案件明细" };
+  // distinguishable, and readable on white; 其他 is grey
+  const PALETTE = ["#0b57d0", "#d97706", "#1e7a3c", "#b3261e", "#7c3aed", "#0e7490", "#be185d", "#4d7c0f"];
+  const OTHERS_COLOUR = "#9aa3ad";
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  /** A share (0–1) as a percentage with one decimal (half up); null as —. */
+  const fmtShare = (v) => (v === null || v === undefined ? "—" : `${(Math.round(v * 1000) / 10).toFixed(1)}%`);
+  /** Hours as the API gives them (at most 2 decimals); null as —. */
+  const fmtHours = (v) => (v === null || v === undefined ? "—" : String(Math.round(v * 100) / 100));
+
+  /** Like describe(), in words about the statistics' query. */
+  function describeStats(e) {
+    if (e.status === 422) {
+      const field = STATS_FIELDS[e.field] || e.field;
+      return `查询条件有误${field ? `（${field}）` : ""}：${e.message}`;
+    }
+    if (e.status === 404) return `找不到该统计表：${e.message}`;
+    return describe(e);
+  }
+
+  /** The query in the form; empty dates are left to the server (the last 30 days). */
+  function statsFormParams() {
+    const params = { by: $("st-by").value };
+    if ($("st-from").value) params.from = $("st-from").value;
+    if ($("st-to").value) params.to = $("st-to").value;
+    return params;
+  }
+
+  const parseDay = (iso) => new Date(`${iso}T00:00:00Z`);
+  const isoDay = (d) => d.toISOString().slice(0, 10);
+
+  function periodStart(iso, by) {
+    const d = parseDay(iso);
+    if (by === "week") d.setUTCDate(d.getUTCDate() - ((d.getUTCDay() + 6) % 7)); // Monday
+    else if (by === "month") d.setUTCDate(1);
+    return isoDay(d);
+  }
+
+  /** Every period of from..to (the first may start before `from`), as the API names them. */
+  function periodsOf(from, to, by, volumes) {
+    const out = [];
+    const end = parseDay(to);
+    for (let d = parseDay(periodStart(from, by)); d <= end;) {
+      out.push(isoDay(d));
+      if (by === "day") d.setUTCDate(d.getUTCDate() + 1);
+      else if (by === "week") d.setUTCDate(d.getUTCDate() + 7);
+      else d.setUTCMonth(d.getUTCMonth() + 1);
+    }
+    const known = new Set(out);
+    const extra = volumes.map((v) => v.period).filter((p) => !known.has(p));
+    return extra.length ? [...new Set([...out, ...extra])].sort() : out;
+  }
+
+  function periodLabel(iso, by, multiYear) {
+    const [y, m] = iso.split("-");
+    if (by === "month") return multiYear ? `${y}年${Number(m)}月` : `${Number(m)}月`;
+    return multiYear ? `${y}年${fmtDay(iso)}` : fmtDay(iso);
+  }
+
+  function periodWords(iso, by) {
+    if (by === "day") return iso;
+    if (by === "week") {
+      const end = parseDay(iso);
+      end.setUTCDate(end.getUTCDate() + 6);
+      return `${iso} 至 ${isoDay(end)} 这一周`;
+    }
+    const [y, m] = iso.split("-");
+    return `${y} 年 ${Number(m)} 月`;
+  }
+
+  async function loadStats() {
+    const params = statsFormParams();
+    $("stats-query").disabled = true;
+    try {
+      const data = await api("GET", `/v1/stats?${new URLSearchParams(params)}`);
+      state.stats.data = data;
+      state.stats.params = { from: data.from, to: data.to, by: data.by };
+      state.stats.loaded = true;
+      $("stats-error").textContent = "";
+      if (!$("st-from").value) $("st-from").value = data.from;
+      if (!$("st-to").value) $("st-to").value = data.to;
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (e.status !== 401) $("stats-error").textContent = describeStats(e);
+      if (e.status === 422 && (e.field === "from" || e.field === "to")) $(`st-${e.field}`).focus();
+      return;
+    } finally {
+      $("stats-query").disabled = false;
+    }
+    renderStats();
+  }
+
+  function renderStats() {
+    const d = state.stats.data;
+    const s = d.summary;
+    $("stats-count").textContent = `${d.from} 至 ${d.to}，按${BY_NAMES[d.by] || d.by}：共 ${s.complaints} 件投诉`
+      + `（超期判定截至 ${fmtTime(d.as_of)}）`;
+    $("sc-complaints").textContent = String(s.complaints);
+    $("sc-complaints-note").textContent = `涉及 ${d.departments.length} 个承办部门`;
+    $("sc-closed-share").textContent = fmtShare(s.closed_share);
+    $("sc-closed-note").textContent = `已办结 ${s.closed} 件`;
+    $("sc-median").textContent = fmtHours(s.close_hours_median);
+    $("sc-p90").textContent = fmtHours(s.close_hours_p90);
+    $("sc-overdue").textContent = String(s.overdue);
+    $("sc-overdue-share").textContent = fmtShare(s.overdue_share);
+    $("sc-overdue-note").textContent = `有办理时限的 ${s.with_time_limit} 件中`;
+    $("sc-repeats").textContent = String(s.repeats);
+    renderDepartments();
+    renderCharts();
+    $("export-note").textContent = `导出当前显示的统计：${d.from} 至 ${d.to}，按${BY_NAMES[d.by] || d.by}汇总`;
+  }
+
+  function departmentCells(row, header) {
+    return [
+      header ? h("th", { scope: "row", class: "dept" }, row.department) : h("td", { class: "dept" }, row.department),
+      h("td", { class: "num complaints" }, row.complaints),
+      h("td", { class: "num closed" }, row.closed),
+      h("td", { class: "num closed-share" }, fmtShare(row.closed_share)),
+      h("td", { class: "num median" }, fmtHours(row.close_hours_median)),
+      h("td", { class: "num p90" }, fmtHours(row.close_hours_p90)),
+      h("td", { class: "num limited" }, row.with_time_limit),
+      h("td", { class: "num overdue" }, row.overdue),
+      h("td", { class: "num overdue-share" }, fmtShare(row.overdue_share)),
+      h("td", { class: "num repeats" }, row.repeats),
+    ];
+  }
+
+  function renderDepartments() {
+    const d = state.stats.data;
+    $("dept-rows").replaceChildren(...(d.departments.length
+      ? d.departments.map((row) => h("tr", { dataset: { department: row.department } }, departmentCells(row, true)))
+      : [h("tr", {}, h("td", { colspan: "10", class: "q-empty" }, "这段时间内没有投诉"))]));
+    $("dept-total").replaceChildren(...(d.departments.length > 1
+      ? [h("tr", { class: "total" }, departmentCells({ ...d.summary, department: "全部部门" }, true))] : []));
+  }
+
+  function renderCharts() {
+    if (!state.stats.data) return;
+    renderTotalChart();
+    renderDimensionChart();
+  }
+
+  function renderTotalChart() {
+    const d = state.stats.data;
+    const periods = periodsOf(d.from, d.to, d.by, d.volumes);
+    const per = new Map(periods.map((p) => [p, 0]));
+    // every complaint has one department (未知 if none): their sum is the period's total
+    for (const v of d.volumes) if (v.dimension === "department") per.set(v.period, (per.get(v.period) || 0) + v.complaints);
+    const values = periods.map((p) => per.get(p));
+    const by = BY_NAMES[d.by] || d.by;
+    const total = values.reduce((a, b) => a + b, 0);
+    let words;
+    if (periods.length <= 31) {
+      const multiYear = d.from.slice(0, 4) !== d.to.slice(0, 4);
+      words = periods.map((p, i) => `${periodLabel(p, d.by, multiYear)}${d.by === "week" ? "起" : ""} ${values[i]} 件`).join("，");
+    } else {
+      const peak = values.indexOf(Math.max(...values));
+      words = `最多的是 ${periodWords(periods[peak], d.by)}（${values[peak]} 件）`;
+    }
+    const label = `每${by}投诉量柱状图，${d.from} 至 ${d.to}，共 ${total} 件，${periods.length} 个${by}：${words}`;
+    $("chart-total-by").textContent = `（每${by}）`;
+    $("chart-total").replaceChildren(stackedBars({
+      periods, by: d.by, label, cls: "chart-total",
+      series: [{ name: "投诉", values }],
+      single: true,
+    }));
+  }
+
+  function renderDimensionChart() {
+    const d = state.stats.data;
+    const dimension = $("st-dimension").value;
+    const name = DIMENSION_NAMES[dimension];
+    $("chart-dim-name").textContent = name;
+    const periods = periodsOf(d.from, d.to, d.by, d.volumes);
+    const index = new Map(periods.map((p, i) => [p, i]));
+    const totals = new Map();
+    const cells = new Map();
+    for (const v of d.volumes) {
+      if (v.dimension !== dimension) continue;
+      totals.set(v.value, (totals.get(v.value) || 0) + v.complaints);
+      if (!cells.has(v.value)) cells.set(v.value, periods.map(() => 0));
+      cells.get(v.value)[index.get(v.period)] += v.complaints;
+    }
+    const ranked = [...totals.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const top = ranked.slice(0, STATS_TOP);
+    const series = top.map(([value, n], i) => ({ name: value, total: n, colour: PALETTE[i], values: cells.get(value) }));
+    const rest = ranked.slice(STATS_TOP);
+    if (rest.length) {
+      const values = periods.map((_, i) => rest.reduce((sum, [value]) => sum + cells.get(value)[i], 0));
+      series.push({ name: `其他（${rest.length} 项）`, total: values.reduce((a, b) => a + b, 0), colour: OTHERS_COLOUR, values, others: true });
+    }
+    const by = BY_NAMES[d.by] || d.by;
+    const label = series.length
+      ? `按${name}的每${by}投诉量堆叠柱状图，${d.from} 至 ${d.to}，${periods.length} 个${by}；`
+        + `${rest.length ? `前 ${STATS_TOP} 项` : `共 ${series.length} 项`}：${series.map((x) => `${x.name} 共 ${x.total} 件`).join("，")}`
+      : `按${name}的每${by}投诉量：这段时间内没有投诉`;
+    $("chart-dim").replaceChildren(stackedBars({ periods, by: d.by, label, cls: "chart-dim", series }));
+    $("chart-dim-legend").replaceChildren(...series.map((x) => h("li", { class: x.others ? "others" : null },
+      h("span", { class: "swatch", "aria-hidden": "true", style: { background: x.colour } }),
+      h("span", { class: "legend-name" }, x.name),
+      h("span", { class: "legend-count" }, `${x.total} 件`))));
+  }
+
+  /** A step of 1, 2 or 5 × 10^k giving about four gridlines up to `max` (counts: at least 1). */
+  function niceStep(max) {
+    const raw = Math.max(1, max / 4);
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    return [1, 2, 5, 10].map((k) => k * mag).find((s) => s >= raw);
+  }
+
+  function svg(tag, attrs = {}, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) if (v !== null && v !== undefined) el.setAttribute(k, String(v));
+    for (const child of children.flat()) if (child !== null && child !== undefined) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    return el;
+  }
+
+  /**
+   * Bars per period (stacked when there are several series), drawn to the container's width, with
+   * a y axis of counts and period labels; role=img with `label`, and a <title> per period.
+   */
+  function stackedBars({ periods, by, label, cls, series, single = false }) {
+    const width = Math.max(320, Math.round($("chart-total").clientWidth || 640));
+    const height = 240;
+    const m = { top: 16, right: 10, bottom: 42, left: 44 };
+    const plotW = width - m.left - m.right;
+    const plotH = height - m.top - m.bottom;
+    const totals = periods.map((_, i) => series.reduce((sum, s) => sum + s.values[i], 0));
+    const step = niceStep(Math.max(0, ...totals));
+    const yMax = Math.max(step, Math.ceil(Math.max(0, ...totals) / step) * step);
+    const y = (n) => m.top + plotH - (n / yMax) * plotH;
+    const band = plotW / Math.max(1, periods.length);
+    const barW = Math.max(1, Math.min(48, band * 0.72));
+    const multiYear = periods.length > 0 && periods[0].slice(0, 4) !== periods[periods.length - 1].slice(0, 4);
+    const every = Math.max(1, Math.ceil(periods.length / Math.max(1, Math.floor(plotW / (multiYear ? 84 : 56)))));
+
+    const root = svg("svg", {
+      class: `chart-svg ${cls}`, viewBox: `0 0 ${width} ${height}`, width: "100%", height,
+      role: "img", "aria-label": label, preserveAspectRatio: "xMinYMin meet",
+    }, svg("title", {}, label));
+    const grid = svg("g", { class: "axis y-axis" });
+    for (let n = 0; n <= yMax; n += step) {
+      grid.append(svg("line", { class: n === 0 ? "baseline" : "gridline", x1: m.left, x2: width - m.right, y1: y(n), y2: y(n) }),
+        svg("text", { x: m.left - 6, y: y(n), dy: "0.32em", "text-anchor": "end" }, n));
+    }
+    grid.append(svg("text", { class: "axis-title", x: 0, y: 0, transform: `translate(12 ${m.top + plotH / 2}) rotate(-90)`, "text-anchor": "middle" }, "投诉件数"));
+    root.append(grid);
+
+    const bars = svg("g", { class: "bars" });
+    periods.forEach((p, i) => {
+      const x = m.left + i * band + (band - barW) / 2;
+      const parts = series.filter((s) => s.values[i] > 0).map((s) => `${s.name} ${s.values[i]} 件`);
+      const tip = `${periodWords(p, by)}：共 ${totals[i]} 件${!single && parts.length ? `（${parts.join("，")}）` : ""}`;
+      const g = svg("g", { class: "period", "data-period": p, "data-total": totals[i] }, svg("title", {}, tip));
+      if (single) {
+        g.append(svg("rect", { class: "chart-bar", x: x.toFixed(1), width: barW.toFixed(1), y: y(totals[i]).toFixed(1),
+          height: (m.top + plotH - y(totals[i])).toFixed(1) }));
+      } else {
+        let base = 0;
+        for (const s of series) {
+          const n = s.values[i];
+          if (!n) continue;
+          g.append(svg("rect", { class: "segment", "data-value": s.name, x: x.toFixed(1), width: barW.toFixed(1),
+            y: y(base + n).toFixed(1), height: (y(base) - y(base + n)).toFixed(1), fill: s.colour }));
+          base += n;
+        }
+      }
+      if (totals[i] > 0 && barW >= 14) {
+        g.append(svg("text", { class: "bar-value", x: (x + barW / 2).toFixed(1), y: (y(totals[i]) - 4).toFixed(1), "text-anchor": "middle" }, totals[i]));
+      }
+      if (i % every === 0) {
+        g.append(svg("text", { class: "x-label", x: (m.left + i * band + band / 2).toFixed(1), y: m.top + plotH + 16, "text-anchor": "middle" },
+          periodLabel(p, by, multiYear)));
+      }
+      bars.append(g);
+    });
+    root.append(bars);
+    root.append(svg("text", { class: "axis-title", x: m.left + plotW / 2, y: height - 4, "text-anchor": "middle" },
+      { day: "日期", week: "周（标注每周星期一）", month: "月份" }[by] || by));
+    return root;
+  }
+
+  /** Download one table as CSV: the API needs the key, so fetch it and save the Blob. */
+  async function exportCsv(table) {
+    if (state.stats.exporting) return;
+    const params = state.stats.params || statsFormParams();
+    const buttons = [...$("stats-export").querySelectorAll("button[data-table]")];
+    state.stats.exporting = true;
+    buttons.forEach((b) => { b.disabled = true; });
+    $("stats-error").textContent = "";
+    try {
+      let response;
+      try {
+        response = await fetch(`/v1/stats/${encodeURIComponent(table)}.csv?${new URLSearchParams(params)}`,
+          { headers: { Authorization: `Bearer ${state.key}` } });
+      } catch (_) {
+        throw new ApiError(0, "network", "无法连接服务器，请检查网络后重试");
+      }
+      if (!response.ok) throw await refusal(response);
+      const blob = await response.blob();
+      const disposition = /filename="?([^";]+)"?/.exec(response.headers.get("Content-Disposition") || "");
+      const name = disposition ? disposition[1] : `${table}-${params.from || ""}-${params.to || ""}.csv`;
+      const url = URL.createObjectURL(blob);
+      const link = h("a", { href: url, download: name, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      toast(`已导出${TABLE_NAMES[table] || table}：${name}`);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (e.status !== 401) $("stats-error").textContent = `导出失败：${describeStats(e)}`;
+    } finally {
+      state.stats.exporting = false;
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+
   // ------------------------------------------------------------------ keyboard
 
   function anyDialogOpen() {
@@ -1097,10 +1442,14 @@
       if (ev.key === "?" && $("help").open) $("help").close();
       return;
     }
-    const views = { h: () => showView("hot"), q: () => showView("queue") };
+    const views = { h: () => showView("hot"), q: () => showView("queue"), t: () => showView("stats") };
     const actions = state.view === "hot" ? {
       "?": () => $("help").showModal(),
       r: () => loadHot(),
+      ...views,
+    } : state.view === "stats" ? {
+      "?": () => $("help").showModal(),
+      r: () => loadStats(),
       ...views,
     } : {
       ...views,
@@ -1168,11 +1517,27 @@
     $("split-cancel").addEventListener("click", () => $("split").close());
     $("view-queue").addEventListener("click", () => showView("queue", { focus: false }));
     $("view-hot").addEventListener("click", () => showView("hot", { focus: false }));
+    $("view-stats").addEventListener("click", () => showView("stats", { focus: false }));
     $("hot-filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadHot(); });
     $("hd-complaints").addEventListener("change", updateSplit);
     $("hd-split").addEventListener("click", splitIssue);
     $("hd-into").addEventListener("change", updateMerge);
     $("hd-merge").addEventListener("click", mergeIssue);
+    $("stats-filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadStats(); });
+    $("st-dimension").addEventListener("change", () => { if (state.stats.data) renderDimensionChart(); });
+    $("stats-export").addEventListener("click", (ev) => {
+      const button = ev.target.closest("button[data-table]");
+      if (button) exportCsv(button.dataset.table);
+    });
+    if (window.ResizeObserver) { // charts are drawn to the width they have: redraw when it changes
+      let width = 0;
+      new ResizeObserver((entries) => {
+        const now = Math.round(entries[0].contentRect.width);
+        if (!now || now === width) return;
+        width = now;
+        if (state.stats.data) requestAnimationFrame(renderCharts);
+      }).observe($("chart-total"));
+    }
     document.addEventListener("keydown", onKey);
 
     const key = sessionStorage.getItem(KEY_STORAGE);

@@ -1,7 +1,8 @@
 """The officer page in a real headless Chromium: sign in, accept, correct with the picker, and
 check that the queue moves on and that the answers reached the store with their audit trail; in
 the 热点问题 view, list the hot issues of a period, split a complaint off an issue and merge it
-back, and check the store and the audit trail followed.
+back, and check the store and the audit trail followed; in the 统计 view, query a period by week
+and check the cards, the department table, the charts and a CSV export against the API.
 
 Runs the real app under uvicorn on a free localhost port (tiny bundle, temporary SQLite file,
 temporary keys) and Debian's chromium driven by Playwright. Install the browser with
@@ -13,6 +14,7 @@ Without chromium the test is skipped, unless CI is set: then it fails.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -41,6 +43,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOT = Path(os.environ.get("HUYING_REVIEW_SCREENSHOT", "/tmp/review-page.png"))
 HOT_SCREENSHOT = Path(os.environ.get("HUYING_HOT_ISSUES_SCREENSHOT", "/tmp/hot-issues-page.png"))
+STATS_SCREENSHOT = Path(os.environ.get("HUYING_STATS_SCREENSHOT", "/tmp/stats-page.png"))
 TIMEOUT_MS = 15_000
 
 
@@ -324,9 +327,10 @@ def test_hot_issues_view_lists_splits_and_merges_into_the_store(hot_server, keys
             expect(page.locator("#hot-count")).to_contain_text("个热点问题")  # the last 30 days
 
             # the period of the seeded complaints: the table lists what the API lists
+            # (within the view: the 统计 view has its own 起始日期 and 截止日期)
             rows = page.locator("#hot-rows tr.hot-row")
-            page.get_by_label("起始日期").fill(PERIOD["from"])
-            page.get_by_label("截止日期").fill(PERIOD["to"])
+            page.locator("#hot").get_by_label("起始日期").fill(PERIOD["from"])
+            page.locator("#hot").get_by_label("截止日期").fill(PERIOD["to"])
             page.get_by_role("button", name="查询").click()
             expect(page.locator("#hot-count")).to_contain_text(
                 f"{PERIOD['from']} 至 {PERIOD['to']}：共 {listed['total']} 个热点问题")
@@ -435,6 +439,213 @@ def _check_issues(s, officer: str, lamp_id: int, new_id: int) -> None:
     assert trail[0].after == {"complaint_ids": ["lamp-2"], "merged_into": None,
                               "split_from": lamp_id}
     assert trail[1].after == {"complaint_ids": [], "merged_into": lamp_id}
+
+
+STATS_PARAMS = {"from": "2018-04-01", "to": "2018-04-30", "by": "week"}
+# 2018-04-01 is a Sunday (its week starts on Monday 26 March) and 2018-04-30 a Monday: six weeks
+STATS_WEEKS = ["2018-03-26", "2018-04-02", "2018-04-09", "2018-04-16", "2018-04-23", "2018-04-30"]
+
+
+def _share(value: float | None) -> str:
+    """As the page shows a share: a percentage with one decimal, rounded half up."""
+    return "—" if value is None else f"{math.floor(value * 1000 + 0.5) / 10:.1f}%"
+
+
+def _hours(value: float | None) -> str:
+    """As the page shows hours: as the API gives them, without trailing zeros."""
+    return "—" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _stats_get(server: Server, keys: dict[str, str], path: str = "") -> httpx.Response:
+    r = httpx.get(f"{server.url}/v1/stats{path}", params=STATS_PARAMS, timeout=30,
+                  headers={"Authorization": f"Bearer {keys['officer']}"})
+    r.raise_for_status()
+    return r
+
+
+def _seed_cases(server: Server, keys: dict[str, str], haikou_sample, department: str) -> None:
+    """Six complaints of April 2018 (one just after local midnight on Sunday 1 April, the day
+    before in UTC), three of them with case events, as tests/serving/test_stats_api.py does."""
+    _register(server, keys, [
+        {"id": "lamp-1", "text": LAMP, "channel": "12345热线", "location": "海口市龙华区南沙路",
+         "received_at": "2018-04-08T09:30:00+08:00"},
+        {"id": "lamp-2", "text": LAMP, "channel": "微信小程序",  # a repeat of lamp-1
+         "received_at": "2018-04-09T07:30:00+08:00"},
+        {"id": "noise-1", "text": NOISE, "channel": "12345热线", "location": "海口市美兰区",
+         "received_at": "2018-04-09T22:00:00+08:00"},
+        {"id": "park-1", "text": PARKING, "channel": "12345热线",
+         "location": "海口市秀英区向荣北路", "received_at": "2018-04-16T08:15:00+08:00"},
+        {"id": "sample-0", "text": haikou_sample.records[0].text, "channel": "12345热线",
+         "received_at": "2018-04-01T00:30:00+08:00"},
+        {"id": "sample-1", "text": haikou_sample.records[1].text, "channel": "12345热线",
+         "received_at": "2018-04-23T15:00:00+08:00"},
+    ])
+    for cid, events in {
+        "lamp-1": [("assigned", "2018-04-08T09:40:00+08:00", {"department": department}),
+                   ("replied", "2018-04-08T09:55:00+08:00", {"reply": "已安排维修"}),
+                   ("closed", "2018-04-09T09:30:00+08:00", {})],
+        "noise-1": [("replied", "2018-04-10T09:00:00+08:00", {"reply": "已责令停工"}),
+                    ("closed", "2018-04-10T12:00:00+08:00", {})],
+        "park-1": [("assigned", "2018-04-16T08:20:00+08:00", {"department": department})],
+    }.items():
+        for n, (kind, at, extra) in enumerate(events):
+            r = httpx.post(f"{server.url}/v1/complaints/{cid}/events", timeout=30,
+                           headers={"Authorization": f"Bearer {keys['intake']}"},
+                           json={"event_id": f"{cid}-{n}", "kind": kind, "at": at, **extra})
+            assert r.status_code == 200, r.text
+
+
+def _department_row(d: dict) -> list[str]:
+    return [d["department"], str(d["complaints"]), str(d["closed"]), _share(d["closed_share"]),
+            _hours(d["close_hours_median"]), _hours(d["close_hours_p90"]),
+            str(d["with_time_limit"]), str(d["overdue"]), _share(d["overdue_share"]),
+            str(d["repeats"])]
+
+
+def test_stats_view_shows_what_the_api_computes_and_exports_its_csv(hot_server, keys,
+                                                                    haikou_sample, tiny_bundle):
+    chromium = _chromium()
+    server = hot_server
+    from playwright.sync_api import expect, sync_playwright
+
+    _seed_cases(server, keys, haikou_sample, tiny_bundle.taxonomy.departments[0])
+    expected = _stats_get(server, keys).json()
+    summary, departments = expected["summary"], expected["departments"]
+    assert summary["complaints"] == 6 and summary["closed"] == 2 and summary["repeats"] == 1
+    weekly: dict[str, int] = dict.fromkeys(STATS_WEEKS, 0)
+    for v in expected["volumes"]:
+        if v["dimension"] == "department":
+            weekly[v["period"]] += v["complaints"]
+    assert list(weekly.values()) == [1, 1, 2, 1, 1, 0]  # 1 April (local) counts in 26 March's week
+    categories = {v["value"] for v in expected["volumes"] if v["dimension"] == "category"}
+    districts: dict[str, int] = {}
+    for v in expected["volumes"]:
+        if v["dimension"] == "district":
+            districts[v["value"]] = districts.get(v["value"], 0) + v["complaints"]
+    assert districts["龙华区"] >= 2  # lamp-1 and lamp-2
+    departments_csv = _stats_get(server, keys, "/departments.csv").text
+    problems: list[str] = []
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS,
+                                    headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN",
+                                    timezone_id="Asia/Shanghai", accept_downloads=True)
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("console", lambda m: problems.append(f"console: {m.text}")
+                    if m.type == "error" else None)
+            page.goto(f"{server.url}/review")
+            page.get_by_label("API 密钥").fill(keys["officer"])
+            page.get_by_role("button", name="进入审核").click()
+            views = page.get_by_role("navigation", name="切换页面")
+            stats_tab = views.get_by_role("button", name="统计")
+            expect(stats_tab).to_have_attribute("aria-keyshortcuts", "T")
+
+            # T switches to the view, which loads the last 30 days; Q goes back, the tab returns
+            page.locator("#item").focus()
+            page.keyboard.press("t")
+            view = page.locator("#stats")
+            expect(view).to_be_visible()
+            expect(page.locator("#app")).to_be_hidden()
+            expect(stats_tab).to_have_attribute("aria-current", "page")
+            expect(page).to_have_title("呼应 · 统计")
+            count = page.locator("#stats-count")
+            expect(count).to_contain_text("按日：共 0 件投诉")  # nothing in the last 30 days
+            page.keyboard.press("q")
+            expect(page.locator("#app")).to_be_visible()
+            stats_tab.click()
+            expect(view).to_be_visible()
+
+            # April 2018 by week: the same numbers as GET /v1/stats
+            view.get_by_label("起始日期").fill(STATS_PARAMS["from"])
+            view.get_by_label("截止日期").fill(STATS_PARAMS["to"])
+            view.get_by_label("粒度").select_option(STATS_PARAMS["by"])
+            view.get_by_role("button", name="查询").click()
+            expect(count).to_contain_text("2018-04-01 至 2018-04-30，按周：共 6 件投诉")
+            expect(page.locator("#sc-complaints")).to_have_text(str(summary["complaints"]))
+            expect(page.locator("#sc-closed-share")).to_have_text(_share(summary["closed_share"]))
+            expect(page.locator("#sc-closed-note")).to_have_text(f"已办结 {summary['closed']} 件")
+            expect(page.locator("#sc-median")).to_have_text(_hours(summary["close_hours_median"]))
+            expect(page.locator("#sc-p90")).to_have_text(_hours(summary["close_hours_p90"]))
+            expect(page.locator("#sc-overdue")).to_have_text(str(summary["overdue"]))
+            expect(page.locator("#sc-overdue-share")).to_have_text(_share(summary["overdue_share"]))
+            expect(page.locator("#sc-overdue-note")).to_contain_text(
+                f"有办理时限的 {summary['with_time_limit']} 件")
+            expect(page.locator("#sc-repeats")).to_have_text(str(summary["repeats"]))
+            rows = page.locator("#dept-rows tr")
+            expect(rows).to_have_count(len(departments))
+            for i, d in enumerate(departments):  # in the API's order: most complaints first
+                expect(rows.nth(i).locator("th, td")).to_have_text(_department_row(d))
+            if len(departments) > 1:
+                expect(page.locator("#dept-total tr th, #dept-total tr td")).to_have_text(
+                    ["全部部门", *_department_row(summary)[1:]])
+
+            # the charts: one bar per week, totals as the API's volumes add up
+            total = page.locator("#chart-total svg[role=img]")
+            expect(total).to_have_count(1)
+            expect(total).to_have_attribute("aria-label", re.compile(
+                r"^每周投诉量柱状图，2018-04-01 至 2018-04-30，共 6 件，6 个周："
+                r"3月26日起 1 件，.*，4月30日起 0 件$"))
+            expect(total.locator("rect.chart-bar")).to_have_count(len(STATS_WEEKS))
+            periods = total.locator("g.period")
+            expect(periods).to_have_count(len(STATS_WEEKS))
+            assert [periods.nth(i).get_attribute("data-period") for i in range(len(STATS_WEEKS))
+                    ] == STATS_WEEKS
+            assert [int(periods.nth(i).get_attribute("data-total"))
+                    for i in range(len(STATS_WEEKS))] == list(weekly.values())
+            by_value = page.locator("#chart-dim svg[role=img]")
+            expect(by_value).to_have_attribute("aria-label", re.compile(r"^按分类的每周投诉量"))
+            expect(by_value.locator("g.period")).to_have_count(len(STATS_WEEKS))
+            assert len(categories) <= 8  # so one segment per (week, category) with complaints
+            expect(by_value.locator("rect.segment")).to_have_count(sum(
+                1 for v in expected["volumes"] if v["dimension"] == "category"))
+            legend = page.locator("#chart-dim-legend li")
+            expect(legend).to_have_count(min(len(categories), 8) + (len(categories) > 8))
+            view.get_by_label("维度").select_option("district")
+            expect(page.locator("#chart-dim-title")).to_have_text("按区域的投诉量（前 8 项）")
+            expect(by_value).to_have_attribute("aria-label", re.compile(r"^按区域的每周投诉量"))
+            expect(legend).to_have_count(len(districts))
+            expect(legend.locator(".legend-name")).to_contain_text(["龙华区"])
+            expect(page.locator('#chart-dim-legend li:has-text("龙华区") .legend-count')
+                   ).to_have_text(f"{districts['龙华区']} 件")
+            page.screenshot(path=str(STATS_SCREENSHOT), full_page=True)
+
+            # CSV export: fetched with the key, saved as a download, the API's bytes
+            with page.expect_download() as download:
+                view.get_by_role("button", name="各部门 CSV").click()
+            saved = download.value
+            assert saved.suggested_filename == "departments-2018-04-01-2018-04-30.csv"
+            assert Path(saved.path()).read_text(encoding="utf-8") == departments_csv
+            expect(page.locator("#toast")).to_contain_text("已导出各部门")
+
+            # at 800 px the view still reads (one column of charts); saved next to the other
+            page.set_viewport_size({"width": 800, "height": 900})
+            expect(total.locator("rect.chart-bar")).to_have_count(len(STATS_WEEKS))
+            page.screenshot(path=str(STATS_SCREENSHOT.with_name(
+                f"{STATS_SCREENSHOT.stem}-800{STATS_SCREENSHOT.suffix}")), full_page=True)
+            assert problems == []
+
+            # from after to: the API's 422, inline, and what was shown stays
+            view.get_by_label("起始日期").fill("2018-04-30")
+            view.get_by_label("截止日期").fill("2018-04-01")
+            view.get_by_role("button", name="查询").click()
+            alert = page.locator("#stats-error")
+            expect(alert).to_have_attribute("role", "alert")
+            expect(alert).to_contain_text("查询条件有误（起始日期）")
+            expect(alert).to_contain_text("from 2018-04-30 is after to 2018-04-01: swap them")
+            expect(view.get_by_label("起始日期")).to_be_focused()
+            expect(count).to_contain_text("2018-04-01 至 2018-04-30")
+            problems.clear()  # the browser logs the refused request (422): expected here
+            view.get_by_label("起始日期").fill("2018-04-01")
+            view.get_by_label("截止日期").fill("2018-04-30")
+            view.get_by_role("button", name="查询").click()
+            expect(alert).to_be_hidden()  # .error:empty
+        finally:
+            browser.close()
+
+    assert problems == []
 
 
 def test_missing_chromium_skips_locally_and_fails_in_ci(monkeypatch, tmp_path):
