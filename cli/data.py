@@ -388,3 +388,40 @@ def stats_command(
         typer.echo(f"  {d['department']}: {d['complaints']} complaints, {d['closed']} closed, "
                    f"{d['overdue']} overdue")
     typer.echo(f"tables written to {out}/summary.csv, volumes.csv, departments.csv")
+
+
+@app.command("letters")
+@domain_errors
+def letters_command(
+    department: Annotated[str, typer.Option(help="The department, as the duty list names it.")],
+    since: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    until: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
+    out: Annotated[Path, typer.Option(help="Folder for the letter as .md, .html and .pdf.")],
+) -> None:
+    """A department's reminder letter (提醒函) for a period, from the store (HUYING_DATABASE_URL):
+    its numbers, early warnings, repeated events and overdue cases."""
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from serving import letter_pdf, letters
+    from serving.settings import load_settings
+
+    try:
+        lo, hi = date.fromisoformat(since), date.fromisoformat(until)
+    except ValueError:
+        raise DataError(f"--from {since!r} / --to {until!r}: give dates like 2018-04-30") from None
+    if lo > hi:
+        raise DataError(f"--from {since} is after --to {until}: swap them")
+    settings = load_settings()
+    with store_session() as session:
+        letter = letters.build_letter(session, department.strip(), lo, hi,
+                                      ZoneInfo(settings.time_zone), settings.districts)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"letter-{lo}-{hi}"
+    stem.with_suffix(".md").write_text(letter.markdown(), encoding="utf-8")
+    stem.with_suffix(".html").write_text(letter.html(), encoding="utf-8")
+    stem.with_suffix(".pdf").write_bytes(letter_pdf.render(letter))
+    n = letter.numbers
+    typer.echo(f"{letter.title}: {n['complaints']} complaints, {n['surges']} surges, "
+               f"{n['repeated_events']} repeated events, {n['overdue']} overdue")
+    typer.echo(f"written to {stem}.md, .html and .pdf")

@@ -44,6 +44,7 @@ from serving.routes import (
     feedback,
     health,
     hot_issues,
+    letters,
     model,
     review,
     route,
@@ -143,8 +144,8 @@ def create_app(settings: Settings | None = None, *,
     app.state.settings = settings
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_error_handlers(app)
-    for module in (route, complaints, cases, hot_issues, stats, warnings, model, admin, health,
-                   review, feedback):
+    for module in (route, complaints, cases, hot_issues, stats, warnings, letters, model, admin,
+                   health, review, feedback):
         app.include_router(module.router)
     app.include_router(review.pages)
     app.mount("/static/docs", StaticFiles(directory=swagger_ui_path), name="docs-assets")
