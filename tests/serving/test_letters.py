@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from cli import app as cli_app
+from serving import letter_pdf
 from serving.app import create_app
 
 PARKING = "龙华区金盘路{k}号门口机动车乱停放，堵塞消防通道，请尽快处理"
@@ -70,9 +71,11 @@ def _render_first_page(content: bytes) -> None:
     page = pdfium.PdfDocument(io.BytesIO(content))[0]
     picture = page.render(scale=1.5).to_pil()
     picture.save(PAGE_PNG)  # to look at
+    assert "提醒函" in page.get_textpage().get_text_range()
+    if letter_pdf.font_name() == "STSong-Light":
+        return  # no CJK font on this machine: the reader draws the glyphs, pdfium has none
     image = np.asarray(picture.convert("L"))
     assert (image < 128).mean() > 0.01, "the first page is blank: no CJK glyphs were drawn"
-    assert "提醒函" in page.get_textpage().get_text_range()
 
 
 def test_unknown_departments_and_empty_periods_are_clear(client, headers):
