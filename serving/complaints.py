@@ -1,7 +1,8 @@
 """The registry behind /v1/complaints: register (validate and route as /v1/route does, find
 duplicates among the complaints registered before, store, log the routing, join the hot issue of
-the best same-event duplicate or open one, index), find similar complaints, remove. The store is
-the truth; the similarity index (serving/duplicates.py) follows.
+the best same-event duplicate or open one, index, offer the replies given to the same event),
+find similar complaints, remove. The store is the truth; the similarity index
+(serving/duplicates.py) follows.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ class ComplaintRegistry:
                        request_id: str, model_version: str, actor: str) -> RegisterResponse:
         """Validate and route each complaint as /v1/route does, find its duplicates among those
         registered before it, then store the routed ones with their routing log and review items
-        (one transaction; a 503 if it cannot be written) and index them. Items that fail
-        validation, routing, or are already registered get an error in their result; the
-        others are registered."""
+        (one transaction; a 503 if it cannot be written), index them and add the replies of
+        their same-event duplicates (serving/replies.py). Items that fail validation, routing,
+        or are already registered get an error in their result; the others are registered."""
         batch = await self.routing.route_items(body, max_complaints=max_complaints,
                                                max_text_chars=max_text_chars)
         results, routed = batch.results, batch.routed
@@ -73,6 +74,7 @@ class ComplaintRegistry:
         # a complaint of this request that was not registered is nobody's duplicate
         for result in results:
             result.duplicates = [d for d in result.duplicates if d.id not in taken]
+        await self.routing.add_replies(batch)
         n_ok = sum(r.error is None for r in results)
         return RegisterResponse(request_id=request_id,
                                 model_version=batch.model_version(model_version),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from model.duty import duration
 from model.taxonomy import Taxonomy
+from serving import replies
 from serving.auth import Principal
 from serving.schemas import (
     AuditEntryPublic,
@@ -116,6 +117,8 @@ def detail(session: Session, item_id: int, officer: str, taxonomy: Taxonomy,
         **summary(item).model_dump(), suggestion=suggestion_of(item.suggestion),
         duty=duty_entry(taxonomy, item),
         similar=similar_cases(similar, item.text, item.complaint_id),
+        replies=(replies.for_registered(session, item.complaint_id, item.text)
+                 if item.complaint_id else []),
         draft=None if draft is None else response_public(draft),
         responses=[response_public(r) for r in responses],
         audit=[AuditEntryPublic.model_validate(e, from_attributes=True) for e in trail])

@@ -13,8 +13,10 @@ Semantics of a batch request (documented in the OpenAPI schema too):
   `Routing.to_dict()`); if the log cannot be written the request fails with 503 (serving/storage.py):
   a `review` that no officer would ever see is worse than a retry.
 
-Extension point: `duplicates`, a DuplicateFinder (the similarity index) that fills each result's
-`duplicates`; an exception there is logged and leaves them empty.
+Extension points: `duplicates`, a DuplicateFinder (the similarity index) that fills each result's
+`duplicates`; `replies`, a ReplyFinder (serving/replies.py, from the store) that fills each
+result's `replies` with the answers given to the same event (秒回). An exception in either is
+logged and leaves them empty.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from model.router import Routing
 from serving.batching import MicroBatcher
 from serving.errors import InvalidBody, RoutingFailed, validation_detail
 from serving.metrics import Metrics
+from serving.replies import ReplyFinder
 from serving.schemas import (
     ComplaintIn,
     DuplicatePublic,
@@ -88,16 +91,20 @@ class RoutedBatch:
 
 
 class RoutingService:
-    """Validates and routes a request's complaints; `route` also logs them (with `sessions`) and
-    finds their duplicates (with `duplicates`)."""
+    """Validates and routes a request's complaints; `route` also logs them (with `sessions`),
+    finds their duplicates (with `duplicates`) and the replies they may be offered (with
+    `replies`: by default read from the store of `sessions`)."""
 
     def __init__(self, batcher: MicroBatcher, metrics: Metrics,
                  duplicates: DuplicateFinder | None = None,
-                 sessions: sessionmaker[Session] | None = None):
+                 sessions: sessionmaker[Session] | None = None,
+                 replies: ReplyFinder | None = None):
         self.batcher = batcher
         self.metrics = metrics
         self.duplicates = duplicates
         self.sessions = sessions
+        self.replies = replies if replies is not None or sessions is None \
+            else ReplyFinder(sessions)
 
     async def route(self, body: Any, *, max_complaints: int, max_text_chars: int,
                     request_id: str, model_version: str) -> RouteResponse:
@@ -109,6 +116,7 @@ class RoutingService:
                       [r.logged() for r in batch.routed], actor=ROUTER_ACTOR)
         if batch.routed and self.duplicates is not None:
             await self._add_duplicates(self.duplicates, batch)
+            await self.add_replies(batch)
         return RouteResponse(request_id=request_id, model_version=batch.model_version(model_version),
                              routed=len(batch.routed), errors=len(batch.results) - len(batch.routed),
                              results=batch.results)
@@ -163,6 +171,24 @@ class RoutingService:
         except Exception:  # an optional extension must not cost the caller its routings
             log.exception("duplicate search failed; results carry no duplicates")
             self.metrics.errors.labels("duplicates_failed").inc()
+
+
+    async def add_replies(self, batch: RoutedBatch) -> None:
+        """Fill `replies` of each routed result without an error from its duplicates (found
+        before); a failure is logged and leaves them empty."""
+        if self.replies is None:
+            return
+        routed = [r for r in batch.routed if batch.results[r.index].error is None]
+        if not any(d.same_event for r in routed for d in batch.results[r.index].duplicates):
+            return
+        try:
+            found = await asyncio.to_thread(self.replies.find, [r.complaint.text for r in routed],
+                                            [batch.results[r.index].duplicates for r in routed])
+            for r, replies in zip(routed, found, strict=True):
+                batch.results[r.index].replies = list(replies)
+        except Exception:  # a suggestion must not cost the caller its routings
+            log.exception("reply lookup failed; results carry no replies")
+            self.metrics.errors.labels("replies_failed").inc()
 
 
 def _complaints(body: Any, limit: int) -> list[Any]:

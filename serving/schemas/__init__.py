@@ -3,7 +3,7 @@
 One module per part of the API; every body is importable from here:
 
     intake.py      ComplaintIn, RouteRequest: what an intake system sends
-    routing.py     RoutingPublic, DuplicatePublic, RouteResponse: where complaints go
+    routing.py     RoutingPublic, DuplicatePublic, ReplyPublic, RouteResponse: where complaints go
     complaints.py  RegisterResponse, SimilarResponse, ComplaintRemovedPublic: /v1/complaints
     models.py      ModelPublic, TaxonomyPublic, SwapRequest, …: the served model and its swap
     cases.py       CaseEventIn, CasePublic: a complaint's case and the events that make it
@@ -68,6 +68,8 @@ from serving.schemas.routing import (
     DutyPublic,
     HeadPublic,
     LabelScore,
+    ReplyPublic,
+    ReplyQualityPublic,
     RouteResponse,
     RouteResult,
     RoutingPublic,
@@ -90,7 +92,8 @@ __all__ = [
     "DutyPublic", "ErrorDetail", "ErrorPublic", "FeedbackIn", "HeadPublic", "HealthPublic",
     "HotIssueComplaintPublic", "HotIssueDetailPublic", "HotIssuePublic", "HotIssuesResponse",
     "LabelScore", "LabelText", "MergeIssuesIn", "ModelListResponse", "ModelPublic",
-    "RegisterResponse", "RequestErrorDetail", "ResponsePublic", "ReviewAnswerIn",
+    "RegisterResponse", "ReplyPublic", "ReplyQualityPublic", "RequestErrorDetail",
+    "ResponsePublic", "ReviewAnswerIn",
     "ReviewItemPublic", "ReviewItemSummaryPublic", "ReviewPartIn", "ReviewQueuePublic",
     "RouteRequest", "RouteResponse", "RouteResult", "RoutingPublic", "SimilarCasePublic",
     "SimilarResponse", "SimilarityIndexPublic", "SplitIssueIn", "StatsResponse",

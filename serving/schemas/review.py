@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from serving.schemas.intake import MAX_ID_CHARS
 from serving.schemas.models import DutyEntryPublic
-from serving.schemas.routing import HeadPublic
+from serving.schemas.routing import HeadPublic, ReplyPublic
 from serving.schemas.validators import clean_text
 
 MAX_LABEL_CHARS = 255
@@ -176,6 +176,8 @@ class ReviewItemPublic(ReviewItemSummaryPublic):
     duty: DutyEntryPublic | None = Field(None, description="the duty-list entry of the "
                                                            "suggested subcategory")
     similar: list[SimilarCasePublic] = Field(default_factory=list)
+    replies: list[ReplyPublic] = Field(default_factory=list, description=(
+        "replies already given to its hot issue (秒回), to reuse or edit"))
     draft: ResponsePublic | None = Field(None, description="your draft answer, if any")
     responses: list[ResponsePublic] = Field(default_factory=list)
     audit: list[AuditEntryPublic] = Field(default_factory=list,

@@ -1,7 +1,9 @@
-"""Where complaints go: a routing per complaint, its duplicates, the response of POST /v1/route."""
+"""Where complaints go: a routing per complaint, its duplicates and the replies it may be
+offered, the response of POST /v1/route."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,6 +70,56 @@ class DuplicatePublic(BaseModel):
     exact: bool = Field(description="the same normalised text (found by hash)")
 
 
+class ReplyQualityPublic(BaseModel):
+    """How good a reply is as an answer, by the Teddy Cup criteria (model/reply_quality.py):
+    deterministic text measures, not a model's judgement."""
+
+    relevance: float = Field(description="0–1: cosine of the content character bigrams of this "
+                                         "complaint and the reply; matching message/reply pairs "
+                                         "score a median 0.23, unrelated ones 0.02",
+                             examples=[0.21])
+    completeness: float = Field(description="0–1: the share of greeting, answer or handling, "
+                                            "closing or contact, and a substantive length "
+                                            "(100 characters) that the reply has")
+    interpretability: float = Field(description="0–1: the share of a cited rule (《…》 law or "
+                                                "policy, 第…条), a basis phrase (根据…规定) and "
+                                                "a reason (因为, 由于 …) that the reply gives")
+    timeliness_days: float | None = Field(description="days from the answered complaint's "
+                                                      "report to this reply")
+    greeting: bool
+    handling: bool = Field(description="states findings, actions or the rule that answers it "
+                                       "(not only 'received' or 'forwarded')")
+    closing: bool = Field(description="thanks, an offer of further help or a contact")
+    length: int = Field(description="characters")
+    citations: list[str] = Field(description="the rules cited: 《…》 documents and articles")
+    basis: bool = Field(description="names the basis it acts on: 根据/依据/按照 … 规定/文件")
+    reason: bool = Field(description="gives a reason: 因为, 由于, 因此 …")
+
+
+class ReplyPublic(BaseModel):
+    """An official reply this complaint may be answered with at once (秒回): the reply posted
+    (a `replied` case event) to a registered complaint reporting the same event.
+
+    `via` says how it was found: `same_event`, the reply of a registered complaint this one
+    repeats (a `same_event` duplicate); `hot_issue`, the reply of another complaint of that
+    duplicate's hot issue. An officer still decides whether it answers this complaint.
+    """
+
+    reply: str = Field(description="the reply's text, as posted")
+    source_complaint_id: str = Field(description="the registered complaint it answered")
+    replied_at: datetime
+    department: str | None = Field(None, description="who replied, as the case-handling "
+                                                     "system posted it")
+    similarity: float | None = Field(description="the similarity of this complaint to the "
+                                                 "duplicate it was found through (that "
+                                                 "duplicate's `similarity`; for `hot_issue`, not "
+                                                 "to the source complaint itself); none on a "
+                                                 "review item, whose own hot issue it came from",
+                                     examples=[0.97])
+    via: Literal["same_event", "hot_issue"]
+    quality: ReplyQualityPublic
+
+
 class RouteResult(BaseModel):
     """The answer for complaints[index]: `routing` when it was routed, else `error`."""
 
@@ -75,6 +127,10 @@ class RouteResult(BaseModel):
     id: str | None = None
     routing: RoutingPublic | None = None
     duplicates: list[DuplicatePublic] = Field(default_factory=list)
+    replies: list[ReplyPublic] = Field(
+        default_factory=list,
+        description="replies it may be answered with (at most 3, best first): those of its "
+                    "same-event duplicates, then of their hot issues; empty when none")
     error: ErrorDetail | None = None
 
 
@@ -87,7 +143,8 @@ class RouteResponse(BaseModel):
         "routed": 1,
         "errors": 1,
         "results": [
-            {"index": 0, "id": "20180408199687", "duplicates": [], "error": None, "routing": {
+            {"index": 0, "id": "20180408199687", "duplicates": [], "replies": [], "error": None,
+             "routing": {
                 "category": {"label": "交通管理", "confidence": 0.91, "top": [
                     {"label": "交通管理", "confidence": 0.91},
                     {"label": "街面秩序", "confidence": 0.05},
@@ -104,7 +161,7 @@ class RouteResponse(BaseModel):
                          "department": "公安局交通警察支队", "time_limit": "3wd",
                          "legal_basis": "《中华人民共和国道路交通安全法》第五十六条"},
                 "decision": "auto", "model_version": "haikou12345-v1"}},
-            {"index": 1, "id": "2", "routing": None, "duplicates": [], "error": {
+            {"index": 1, "id": "2", "routing": None, "duplicates": [], "replies": [], "error": {
                 "code": "empty_text", "field": "complaints[1].text",
                 "message": "complaints[1].text: text is empty or only whitespace; send the "
                            "complaint's words"}},

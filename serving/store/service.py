@@ -18,8 +18,8 @@ One module per concept — queue.py (the routing log, the review queue and its c
 responses.py (officers' answers and the labels they become), complaints.py (registration),
 issues.py (hot issues: joining one, merge, split), cases.py (what follows routing: assigned,
 replied, closed, reopened; due and overdue), warnings.py (early warnings, acknowledged),
-audit.py (the audit log) — and this module,
-the one import callers use:
+replies.py (the latest replies per complaint and per hot issue, for instant replies), audit.py
+(the audit log) — and this module, the one import callers use:
 `from serving.store import service`.
 """
 
@@ -65,6 +65,13 @@ from serving.store.queue import (
     list_queue,
     log_routing,
 )
+from serving.store.replies import (
+    Replies,
+    StoredReply,
+    find_replies,
+    issue_replies,
+    latest_replies,
+)
 from serving.store.responses import (
     REVIEW_SOURCE,
     Answer,
@@ -98,7 +105,9 @@ __all__ = [
     "QueuePage",
     "REVIEW_SOURCE",
     "Registration",
+    "Replies",
     "RoutedText",
+    "StoredReply",
     "acknowledge",
     "add_warnings",
     "audit_trail",
@@ -108,11 +117,14 @@ __all__ = [
     "discard",
     "enqueue_review",
     "feedback",
+    "find_replies",
     "get_case",
     "get_complaint",
     "get_issue",
     "get_review_item",
+    "issue_replies",
     "issues_opened",
+    "latest_replies",
     "list_queue",
     "list_warnings",
     "log_routing",
