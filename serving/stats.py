@@ -12,7 +12,10 @@ Definitions (each a number a reader can recompute from the case rows):
   median and p90 with linear interpolation (numpy's default);
 - overdue: the case has a due time (a duty-list limit) and its first reply came after it, or
   has not come by `as_of` (the period's end, or now if that is earlier);
-- repeat: the complaint joined a hot issue that an earlier complaint had opened.
+- repeat: the complaint joined a hot issue that an earlier complaint had opened;
+- reply quality: its latest reply scored against its text on the Teddy Cup criteria
+  (model/reply_quality.py: relevance, completeness, interpretability, each 0–1), averaged over
+  the replied cases; reply hours = first reply − reported time, median.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from model.errors import DataError
+from model.reply_quality import assess
 from serving.store import service
 
 Granularity = Literal["day", "week", "month"]
@@ -54,6 +58,9 @@ class CaseRow:
     responded_at: datetime | None
     closed_at: datetime | None
     repeat: bool
+    reply_relevance: float | None = None  # of its latest reply (model/reply_quality.py)
+    reply_completeness: float | None = None
+    reply_interpretability: float | None = None
 
     def overdue(self, as_of: datetime) -> bool:
         if self.due_at is None:
@@ -85,12 +92,17 @@ def case_rows(session: Session, since: date, until: date, zone: ZoneInfo,
     for case in service.cases_of(session, complaints):
         c = case.complaint
         first = opened.get(c.issue_id) if c.issue_id else None
+        replies = [e.reply for e in case.events if e.kind == "replied" and e.reply]
+        quality = assess(c.text, replies[-1]) if replies else None
         rows.append(CaseRow(
             complaint_id=c.id, reported_at=case.reported_at, category=c.category or UNKNOWN,
             subcategory=c.subcategory or UNKNOWN, department=case.department or UNKNOWN,
             district=district_of(c.location, c.text, districts), state=case.state,
             due_at=case.due_at, responded_at=case.responded_at, closed_at=case.closed_at,
-            repeat=first is not None and first != c.id))
+            repeat=first is not None and first != c.id,
+            reply_relevance=round(quality.relevance, 4) if quality else None,
+            reply_completeness=round(quality.completeness, 4) if quality else None,
+            reply_interpretability=round(quality.interpretability, 4) if quality else None))
     return rows
 
 
@@ -150,6 +162,9 @@ def _department(name: str, cases: Sequence[CaseRow], as_of: datetime) -> dict[st
              if c.closed_at is not None]
     limited = [c for c in cases if c.due_at is not None]
     overdue = sum(c.overdue(as_of) for c in limited)
+    reply_hours = [(c.responded_at - c.reported_at).total_seconds() / 3600 for c in cases
+                   if c.responded_at is not None]
+    scored = [c for c in cases if c.reply_relevance is not None]
     return {
         "department": name, "complaints": len(cases),
         "closed": len(hours), "closed_share": _share(len(hours), len(cases)),
@@ -158,7 +173,15 @@ def _department(name: str, cases: Sequence[CaseRow], as_of: datetime) -> dict[st
         "with_time_limit": len(limited), "overdue": overdue,
         "overdue_share": _share(overdue, len(limited)),
         "repeats": sum(c.repeat for c in cases),
+        "reply_hours_median": _round(np.percentile(reply_hours, 50)) if reply_hours else None,
+        "replies_scored": len(scored),
+        **{f"reply_{k}": _mean([getattr(c, f"reply_{k}") for c in scored])
+           for k in ("relevance", "completeness", "interpretability")},
     }
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return round(float(np.mean(values)), 4) if values else None
 
 
 def _share(n: int, total: int) -> float | None:
@@ -219,4 +242,6 @@ def _parse(name: str, value: Any) -> Any:
         return parsed
     if name == "repeat":
         return value in (True, "True", "true", "1", 1)
+    if name.startswith("reply_"):
+        return None if value in ("", None) else float(value)
     return str(value)

@@ -20,6 +20,14 @@ class DepartmentStatsPublic(BaseModel):
     overdue: int = Field(description="of those, replied after the due time or not by `as_of`")
     overdue_share: float | None
     repeats: int = Field(description="complaints that joined an issue an earlier one opened")
+    reply_hours_median: float | None = Field(description="hours from report to the first reply")
+    replies_scored: int = Field(description="complaints with a reply text, scored below")
+    reply_relevance: float | None = Field(description="mean relevance of the latest reply to "
+                                                      "the complaint (Teddy Cup criteria, 0–1)")
+    reply_completeness: float | None = Field(description="mean completeness: greeting, "
+                                                         "handling, closing, length (0–1)")
+    reply_interpretability: float | None = Field(description="mean interpretability: cites a "
+                                                             "rule, a basis, a reason (0–1)")
 
 
 class VolumePublic(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -42,6 +43,7 @@ def test_closed_share_time_to_close_overdue_and_repeats():
     assert (d["close_hours_median"], d["close_hours_p90"]) == (4.0, 10.4)  # linear p90
     assert (d["with_time_limit"], d["overdue"], d["overdue_share"]) == (4, 2, 0.5)
     assert d["repeats"] == 1 and s.summary["complaints"] == 5
+    assert d["reply_hours_median"] == round(20 / 60, 2)  # replies after 10, 20, 40 minutes
     assert {(v["period"], v["dimension"], v["value"], v["complaints"]) for v in s.volumes} == {
         ("2018-04-02", "category", "市政", 5), ("2018-04-02", "subcategory", "市政/路灯", 5),
         ("2018-04-02", "district", "龙华区", 5), ("2018-04-02", "department", "市政局", 5)}
@@ -66,8 +68,22 @@ def test_district_comes_from_the_location_then_the_text():
     assert district_of("", "小区门口垃圾", districts) == "未知"
 
 
+def test_reply_quality_is_averaged_over_the_scored_replies():
+    rows = [replace(_row(1, reply_minutes=10), reply_relevance=0.2, reply_completeness=1.0,
+                    reply_interpretability=0.0),
+            replace(_row(2, reply_minutes=10), reply_relevance=0.4, reply_completeness=0.5,
+                    reply_interpretability=1.0),
+            _row(3)]  # not replied: not scored
+    [d] = statistics(rows, date(2018, 4, 2), date(2018, 4, 2), ZONE,
+                     as_of=T0 + timedelta(days=1)).departments
+    assert (d["replies_scored"], d["reply_relevance"], d["reply_completeness"],
+            d["reply_interpretability"]) == (2, 0.3, 0.75, 0.5)
+
+
 def test_case_rows_round_trip_through_csv_and_bad_files_are_clear(tmp_path):
-    rows = [_row(1, hours_to_close=2, reply_minutes=10, repeat=True), _row(2)]
+    rows = [replace(_row(1, hours_to_close=2, reply_minutes=10, repeat=True),
+                    reply_relevance=0.25, reply_completeness=0.75, reply_interpretability=0.0),
+            _row(2)]
     s = statistics(rows, date(2018, 4, 2), date(2018, 4, 2), ZONE, as_of=T0 + timedelta(days=1))
     path = tmp_path / "cases.csv"
     path.write_text(to_csv(s.table("cases")), encoding="utf-8")
