@@ -64,6 +64,14 @@ class ReplyFinder:
                 for text, dups in zip(texts, duplicates, strict=True)]
 
 
+def is_registered(session: Session, complaint_id: str) -> bool:
+    try:
+        store.get_complaint(session, complaint_id)
+    except NotFound:
+        return False
+    return True
+
+
 def for_registered(session: Session, complaint_id: str, text: str, *,
                    limit: int = MAX_REPLIES) -> list[ReplyPublic]:
     """The replies given to other complaints of a registered complaint's hot issue (it joined

@@ -117,6 +117,8 @@ def detail(session: Session, item_id: int, officer: str, taxonomy: Taxonomy,
         **summary(item).model_dump(), suggestion=suggestion_of(item.suggestion),
         duty=duty_entry(taxonomy, item),
         similar=similar_cases(similar, item.text, item.complaint_id),
+        registered=(item.complaint_id is not None
+                    and replies.is_registered(session, item.complaint_id)),
         replies=(replies.for_registered(session, item.complaint_id, item.text)
                  if item.complaint_id else []),
         draft=None if draft is None else response_public(draft),

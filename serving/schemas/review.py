@@ -176,6 +176,8 @@ class ReviewItemPublic(ReviewItemSummaryPublic):
     duty: DutyEntryPublic | None = Field(None, description="the duty-list entry of the "
                                                            "suggested subcategory")
     similar: list[SimilarCasePublic] = Field(default_factory=list)
+    registered: bool = Field(False, description="its complaint is registered: it has a case, "
+                                                "to which a reply can be posted")
     replies: list[ReplyPublic] = Field(default_factory=list, description=(
         "replies already given to its hot issue (秒回), to reuse or edit"))
     draft: ResponsePublic | None = Field(None, description="your draft answer, if any")

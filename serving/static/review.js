@@ -5,7 +5,10 @@
  * only and sent as a Bearer token. A second view (热点问题) ranks the hot issues of a period and
  * lets the officer split or merge them; a third (统计) shows the statistics of a period
  * (/v1/stats: summary, per department, volumes over time drawn as inline SVG) and downloads
- * its tables as CSV.
+ * its tables as CSV; a fourth (预警) lists the early warnings of a period (/v1/warnings), runs
+ * the detection of a day and lets the officer acknowledge a warning with a note.
+ * The item on the right offers the replies already given to its hot issue (秒回): the officer
+ * adopts one, edits it and sends it as the `replied` event of the complaint's case.
  * All text from the server is put in the page with textContent, never as HTML.
  */
 (() => {
@@ -51,9 +54,11 @@
     picker: { results: [], index: -1 },
     draftTimer: null,
     timers: [],
-    view: "queue", // "queue", "hot" or "stats"
+    view: "queue", // "queue", "hot", "stats" or "warnings"
     hot: { list: null, detail: null, busy: false, loaded: false },
     stats: { data: null, params: null, loaded: false, exporting: false },
+    warnings: { list: null, params: null, loaded: false, busy: false, fresh: new Set() },
+    reply: { drafts: new Map(), sent: new Map(), busy: false }, // per review item id
   };
 
   // ------------------------------------------------------------------ small helpers
@@ -191,6 +196,7 @@
     $("app").hidden = true;
     $("hot").hidden = true;
     $("stats").hidden = true;
+    $("warnings").hidden = true;
     $("views").hidden = true;
     $("logout").hidden = true;
     $("who").hidden = true;
@@ -269,6 +275,7 @@
     fill($("f-department"), t.departments, "全部部门");
     fill($("f-category"), t.categories, "全部分类");
     fill($("c-department"), t.departments, "（沿用建议）");
+    fill($("w-department"), t.departments, "全部部门");
     $("entry-options").replaceChildren(...state.entries.map((e) => h("option", { value: e.key }, e.department || "")));
   }
 
@@ -641,6 +648,8 @@
     for (const head of ["category", "subcategory", "department"]) renderHead(head);
     renderChoice();
     renderSimilar();
+    renderReplies();
+    renderCompose();
     renderAudit();
   }
 
@@ -813,9 +822,11 @@
     queue: { main: "app", tab: "view-queue", title: "呼应 · 工单审核", focus: "item" },
     hot: { main: "hot", tab: "view-hot", title: "呼应 · 热点问题", focus: "hot" },
     stats: { main: "stats", tab: "view-stats", title: "呼应 · 统计", focus: "stats" },
+    warnings: { main: "warnings", tab: "view-warnings", title: "呼应 · 预警", focus: "warnings" },
   };
 
-  /** Show the review queue, the hot issues or the statistics; the last two load on first show. */
+  /** Show the review queue, the hot issues, the statistics or the warnings; all but the queue
+   * load on first show. */
   function showView(view, { focus = true } = {}) {
     state.view = view;
     sessionStorage.setItem(VIEW_STORAGE, view);
@@ -826,6 +837,7 @@
     document.title = VIEWS[view].title;
     if (view === "hot" && !state.hot.loaded) loadHot();
     if (view === "stats" && !state.stats.loaded) loadStats();
+    if (view === "warnings" && !state.warnings.loaded) loadWarnings();
     if (focus) $(VIEWS[view].focus).focus({ preventScroll: true });
   }
 
@@ -865,10 +877,8 @@
   }
 
   /** The trend as a sparkline (inline SVG), with the counts in words for screen readers. */
-  function sparkline(trend, days) {
+  function sparkline(trend, days, { width = 96, height = 24 } = {}) {
     const NS = "http://www.w3.org/2000/svg";
-    const width = 96;
-    const height = 24;
     const max = Math.max(1, ...trend);
     const step = trend.length > 1 ? (width - 4) / (trend.length - 1) : 0;
     const pts = trend.map((n, i) => [2 + i * step, height - 2 - (n / max) * (height - 5)]);
@@ -1420,6 +1430,350 @@
     }
   }
 
+  // ------------------------------------------------------------------ instant replies (秒回)
+
+  const VIA_NAMES = { same_event: "同一事件", hot_issue: "同一热点问题" };
+  const CASE_STATES = { routed: "已分派", assigned: "已交办", replied: "已答复", closed: "已办结", reopened: "已重新办理" };
+  const REPLY_FIELDS = { reply: "答复内容", at: "答复时间", event_id: "事件编号", kind: "事件类型" };
+  /** Days with at most two decimals, without trailing zeros. */
+  const fmtDays = (v) => String(Math.round(Number(v) * 100) / 100);
+
+  /** Like describe(), in words about posting a reply to the complaint's case. */
+  function describeReply(e) {
+    if (e.status === 409) return `无法发送答复，案件当前状态不允许：${e.message}`;
+    if (e.status === 404) return `找不到该投诉：${e.message}`;
+    if (e.status === 422) {
+      const field = REPLY_FIELDS[e.field] || e.field;
+      return `答复有误${field ? `（${field}）` : ""}：${e.message}`;
+    }
+    return describe(e);
+  }
+
+  /** The replies already given to the item's hot issue, with their quality as badges. */
+  function renderReplies() {
+    const replies = state.item.replies || [];
+    $("replies-card").hidden = !replies.length;
+    $("replies").replaceChildren(...replies.map((r, i) => {
+      const q = r.quality || {};
+      const id = `reply-${i}`;
+      const badges = [
+        ["相关度", `${percent(q.relevance)}%`, "答复与本工单内容的相关程度"],
+        ["完整性", `${percent(q.completeness)}%`, "有无问候、处理情况、结束语或联系方式，篇幅是否充分（100 字）"],
+        ["可解释性", `${percent(q.interpretability)}%`, "有无引用法规条文、说明依据、给出理由"],
+        q.timeliness_days === null || q.timeliness_days === undefined ? null
+          : ["时效", `${fmtDays(q.timeliness_days)} 天`, "从原投诉受理到答复所用的天数"],
+      ].filter(Boolean);
+      const meta = [fmtTime(r.replied_at), r.department,
+        `${VIA_NAMES[r.via] || r.via}${r.similarity === null || r.similarity === undefined ? "" : ` ${percent(r.similarity)}%`}`]
+        .filter(Boolean).join(" · ");
+      return h("li", { class: "reply", dataset: { source: r.source_complaint_id } },
+        h("p", { id: `${id}-head`, class: "reply-head" },
+          h("b", {}, `#${r.source_complaint_id}`), " 的答复", h("span", { class: "hint" }, ` ${meta}`)),
+        h("p", { class: "reply-text" }, r.reply),
+        h("ul", { class: "badges", "aria-label": "答复质量" }, badges.map(([name, value, tip]) =>
+          h("li", { class: "badge", title: tip }, `${name} `, h("b", {}, value)))),
+        hasCase() ? h("button", {
+          type: "button", class: "small adopt", "aria-describedby": `${id}-head`, onclick: () => adoptReply(r),
+        }, "采用并编辑") : null);
+    }));
+  }
+
+  const hasCase = () => !!(state.item && state.item.complaint_id && state.item.registered);
+
+  /** The reply composer: only for an item whose complaint is registered (it has a case). */
+  function renderCompose() {
+    const item = state.item;
+    $("compose").hidden = !hasCase();
+    $("reply-error").textContent = "";
+    if (!hasCase()) return;
+    $("compose-to").textContent = `（作为投诉 #${item.complaint_id} 的答复发送）`;
+    $("reply-text").value = state.reply.drafts.get(item.id) || "";
+    $("reply-text").placeholder = (item.replies || []).length
+      ? "填写给市民的答复，或在可复用答复中点击“采用并编辑”" : "填写给市民的答复";
+    $("reply-status").textContent = state.reply.sent.get(item.id) || "";
+  }
+
+  function adoptReply(r) {
+    if (!hasCase()) return;
+    const box = $("reply-text");
+    box.value = r.reply;
+    state.reply.drafts.set(state.item.id, r.reply);
+    $("reply-error").textContent = "";
+    $("reply-status").textContent = `已采用 #${r.source_complaint_id} 的答复，可编辑后发送`;
+    box.focus({ preventScroll: true });
+    box.setSelectionRange(box.value.length, box.value.length);
+    $("compose").scrollIntoView({ block: "nearest" });
+  }
+
+  /** Post the reply as the `replied` event of the item's complaint. */
+  async function sendReply() {
+    const item = state.item;
+    if (!item || !item.complaint_id || state.reply.busy) return;
+    const text = $("reply-text").value;
+    if (!text.trim()) {
+      $("reply-error").textContent = "请先填写答复内容。";
+      $("reply-text").focus();
+      return;
+    }
+    state.reply.busy = true;
+    $("reply-send").disabled = true;
+    $("reply-error").textContent = "";
+    try {
+      const body = { event_id: `review-${item.id}-${Date.now()}`, kind: "replied", at: new Date().toISOString(), reply: text };
+      const c = await api("POST", `/v1/complaints/${encodeURIComponent(item.complaint_id)}/events`, body);
+      state.reply.drafts.delete(item.id);
+      const note = `已于 ${fmtTime(new Date().toISOString())} 发送答复（案件状态：${CASE_STATES[c.state] || c.state}）`;
+      state.reply.sent.set(item.id, note);
+      if (state.item && state.item.id === item.id) {
+        $("reply-text").value = "";
+        $("reply-status").textContent = note;
+      }
+      toast("已发送答复");
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (e.status !== 401 && state.item && state.item.id === item.id) $("reply-error").textContent = describeReply(e);
+    } finally {
+      state.reply.busy = false;
+      $("reply-send").disabled = false;
+    }
+  }
+
+  // ------------------------------------------------------------------ early warnings
+
+  const WARNING_KINDS = {
+    surge: "数量异常上升", repeated_event: "同一事件重复反映", overdue_cases: "超期工单", overdue_share: "超期率上升",
+  };
+  const WARNING_STATUS = { open: "未处理", acknowledged: "已确认", all: "全部" };
+  const WARNING_FIELDS = {
+    from: "起始日期", to: "截止日期", kind: "类型", status: "状态", department: "部门", day: "检测日期", note: "备注",
+  };
+  const WARNING_DAYS = 30; // the API's default period: the 30 days up to today
+
+  function localDay(offset = 0) {
+    const d = new Date();
+    d.setDate(d.getDate() + offset);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  }
+
+  /** Like describe(), in words about warnings. */
+  function describeWarnings(e) {
+    if (e.status === 422) {
+      const field = WARNING_FIELDS[e.field] || e.field;
+      return `输入有误${field ? `（${field}）` : ""}：${e.message}`;
+    }
+    if (e.status === 404) return `找不到该预警：${e.message}`;
+    if (e.status === 409) return `该预警已被确认：${e.message}`;
+    return describe(e);
+  }
+
+  /** The query in the form; empty dates become the API's default, shown in the form. */
+  function warningsParams() {
+    if (!$("w-to").value) $("w-to").value = localDay();
+    if (!$("w-from").value) {
+      const from = parseDay($("w-to").value);
+      from.setUTCDate(from.getUTCDate() - (WARNING_DAYS - 1));
+      $("w-from").value = isoDay(from);
+    }
+    const params = { from: $("w-from").value, to: $("w-to").value, status: $("w-status").value };
+    if ($("w-kind").value) params.kind = $("w-kind").value;
+    if ($("w-department").value) params.department = $("w-department").value;
+    return params;
+  }
+
+  async function loadWarnings() {
+    const from = $("w-from").value;
+    const to = $("w-to").value;
+    if (from && to && from > to) {
+      $("warnings-error").textContent = `起始日期（${from}）晚于截止日期（${to}），请调整后再查询。`;
+      $("w-from").focus();
+      return;
+    }
+    if (!$("w-day").value) $("w-day").value = localDay(-1); // detection runs for yesterday
+    const params = warningsParams();
+    $("warnings-query").disabled = true;
+    try {
+      const data = await api("GET", `/v1/warnings?${new URLSearchParams(params)}`);
+      state.warnings.list = data.warnings;
+      state.warnings.params = params;
+      state.warnings.loaded = true;
+      $("warnings-error").textContent = "";
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (e.status !== 401) $("warnings-error").textContent = describeWarnings(e);
+      if (e.status === 422 && (e.field === "from" || e.field === "to")) $(`w-${e.field}`).focus();
+      return;
+    } finally {
+      $("warnings-query").disabled = false;
+    }
+    renderWarnings();
+  }
+
+  function renderWarningsCount() {
+    const list = state.warnings.list;
+    const p = state.warnings.params;
+    const what = [p.kind ? WARNING_KINDS[p.kind] : null, p.department, p.status !== "all" ? WARNING_STATUS[p.status] : null]
+      .filter(Boolean).join("，");
+    const open = list.filter((w) => !w.acknowledged_at).length;
+    $("warnings-count").textContent = `${p.from} 至 ${p.to}${what ? `（${what}）` : ""}：共 ${list.length} 条预警`
+      + (open === list.length ? "" : `，其中未处理 ${open} 条`);
+  }
+
+  function renderWarnings() {
+    renderWarningsCount();
+    const list = state.warnings.list;
+    $("warnings-list").replaceChildren(...(list.length ? list.map(warningEntry)
+      : [h("li", { class: "q-empty card" }, "没有符合条件的预警。可以调整查询条件，或在右侧检测某一天。")]));
+  }
+
+  /** What a warning is about, in words. */
+  function warningSubject(w) {
+    const ev = w.evidence || {};
+    if (w.kind === "surge" && ev.family === "subcategory") {
+      const sub = ev.subcategory && ev.subcategory.includes("/") ? labelText("subcategory", ev.subcategory) : ev.subcategory || "未知";
+      return `${ev.district || "未知区域"} · ${sub}`;
+    }
+    if (w.kind === "repeated_event") return `问题 #${ev.issue_id}`;
+    return w.department || "未知部门";
+  }
+
+  const fmtCount = (v) => String(Math.round(Number(v) * 10) / 10);
+  function fmtP(p) {
+    if (p === null || p === undefined) return null;
+    return p < 0.0001 ? "p < 0.0001" : `p = ${Number(p.toPrecision(2))}`;
+  }
+
+  /** Observed against expected, as the kind measures them. */
+  function warningNumbers(w) {
+    const ev = w.evidence || {};
+    if (w.kind === "surge") {
+      const e = w.expected === null || w.expected === undefined ? null : Number(w.expected);
+      const expected = e === null ? "" : e > 0 && e < 0.05 ? "，预计不足 0.1 件" : `，预计 ${e.toFixed(1)} 件`;
+      const p = fmtP(w.p_value);
+      return `${fmtCount(w.observed)} 件${expected}${p ? `（${p}）` : ""}`;
+    }
+    if (w.kind === "repeated_event") {
+      return `7 天内反映 ${fmtCount(w.observed)} 次（达到 ${ev.threshold || 3} 次即预警）`;
+    }
+    if (w.kind === "overdue_cases") {
+      const soon = (ev.due_soon || []).length;
+      const within = ev.due_soon_within_h ? `${fmtCount(ev.due_soon_within_h)} 小时内` : "即将";
+      return `超期未答复 ${fmtCount(w.observed)} 件${soon ? `，${within}到期 ${soon} 件` : ""}`
+        + (ev.as_of ? `（截至 ${fmtTime(ev.as_of)}）` : "");
+    }
+    if (w.kind === "overdue_share") {
+      const week = ev.week || {};
+      const before = ev.four_weeks_before || {};
+      return `本周超期率 ${fmtShare(w.observed)}，此前 4 周 ${fmtShare(w.expected)}`
+        + (week.cases !== undefined ? `（本周 ${week.overdue}/${week.cases} 件，此前 ${before.overdue}/${before.cases} 件）` : "");
+    }
+    return `${fmtCount(w.observed)}${w.expected === null ? "" : ` / ${w.expected}`}`;
+  }
+
+  /** The complaint ids of the evidence, in groups: [[name, ids], …]. */
+  function warningComplaints(w) {
+    const ev = w.evidence || {};
+    const groups = [];
+    if (ev.complaint_ids && ev.complaint_ids.length) groups.push(["涉及投诉", ev.complaint_ids]);
+    if (ev.overdue && ev.overdue.length) groups.push(["超期", ev.overdue.map((c) => c.id)]);
+    if (ev.due_soon && ev.due_soon.length) groups.push(["即将到期", ev.due_soon.map((c) => c.id)]);
+    return groups;
+  }
+
+  function warningEntry(w) {
+    const id = `warning-${w.id}`;
+    const acked = !!w.acknowledged_at;
+    const ev = w.evidence || {};
+    const fresh = state.warnings.fresh.has(w.id);
+    const spark = w.kind === "surge" && Array.isArray(ev.counts) && Array.isArray(ev.days) && ev.counts.length
+      ? sparkline(ev.counts, ev.days, { width: 180, height: 36 }) : null;
+    const body = h("div", { class: "w-body" },
+      h("p", { class: "w-numbers" }, warningNumbers(w)),
+      spark ? h("div", { class: "w-trend" }, spark, h("span", { class: "hint", "aria-hidden": "true" },
+        `${fmtDay(ev.days[0])} 至 ${fmtDay(ev.days[ev.days.length - 1])}每日件数`)) : null,
+      ...warningComplaints(w).map(([name, ids]) => h("p", { class: "w-ids" },
+        h("span", { class: "hint" }, `${name}（${ids.length} 件）：`),
+        ids.map((cid) => h("code", {}, `#${cid}`)))));
+    const error = h("p", { class: "error", role: "alert" });
+    let foot;
+    if (acked) {
+      foot = h("p", { class: "w-acked" }, `已确认：${w.acknowledged_by} · ${fmtTime(w.acknowledged_at)}`,
+        w.note ? h("span", {}, ` · 备注：${w.note}`) : null);
+    } else {
+      const note = h("input", { id: `${id}-note`, type: "text", maxlength: "2000", autocomplete: "off", placeholder: "可选，如：已转交承办部门核查" });
+      const button = h("button", { type: "submit", class: "primary", "aria-describedby": `${id}-title` }, "确认");
+      foot = h("form", {
+        class: "w-ack", "aria-label": `确认预警 #${w.id}`, novalidate: true,
+        onsubmit: (e) => { e.preventDefault(); acknowledgeWarning(w, note, button, error); },
+      }, h("label", { for: `${id}-note` }, "备注"), note, button);
+    }
+    return h("li", {
+      id, class: `card warning kind-${w.kind}${acked ? " acked" : ""}`, tabindex: "-1",
+      dataset: { id: w.id, kind: w.kind }, "aria-labelledby": `${id}-title`,
+    },
+    h("div", { class: "w-head" },
+      h("span", { class: `w-kind kind-${w.kind}` }, WARNING_KINDS[w.kind] || w.kind),
+      h("h3", { id: `${id}-title`, class: "w-subject" }, warningSubject(w)),
+      h("span", { class: "w-day" }, w.day),
+      w.department && warningSubject(w) !== w.department ? h("span", { class: "w-dept" }, w.department) : null,
+      fresh ? h("span", { class: "w-new" }, "新") : null,
+      h("span", { class: acked ? "w-status done" : "w-status" }, acked ? "已确认" : "未处理")),
+    body, foot, error);
+  }
+
+  async function acknowledgeWarning(w, input, button, error) {
+    if (state.warnings.busy) return;
+    state.warnings.busy = true;
+    button.disabled = true;
+    error.textContent = "";
+    try {
+      const saved = await api("POST", `/v1/warnings/${w.id}/acknowledge`, { note: input.value.trim() || null });
+      const list = state.warnings.list;
+      const at = list.findIndex((x) => x.id === saved.id);
+      if (at >= 0) list[at] = saved;
+      const li = $(`warning-${saved.id}`);
+      if (li) {
+        const entry = warningEntry(saved);
+        li.replaceWith(entry);
+        entry.focus({ preventScroll: true });
+      }
+      renderWarningsCount();
+      toast(`已确认预警：${WARNING_KINDS[saved.kind] || saved.kind} · ${warningSubject(saved)}`);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (e.status !== 401) error.textContent = describeWarnings(e);
+    } finally {
+      state.warnings.busy = false;
+      button.disabled = false;
+    }
+  }
+
+  async function detectWarnings() {
+    const day = $("w-day").value;
+    if (!day) {
+      $("warnings-error").textContent = "请选择要检测的日期。";
+      $("w-day").focus();
+      return;
+    }
+    $("warnings-run").disabled = true;
+    $("warnings-error").textContent = "";
+    let added;
+    try {
+      ({ added } = await api("POST", "/v1/warnings/detect", { day }));
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (e.status !== 401) $("warnings-error").textContent = describeWarnings(e);
+      if (e.status === 422) $("w-day").focus();
+      return;
+    } finally {
+      $("warnings-run").disabled = false;
+    }
+    state.warnings.fresh = new Set(added.map((w) => w.id));
+    const p = state.warnings.params;
+    const outside = added.length && p && (day < p.from || day > p.to);
+    toast(`新增 ${added.length} 条预警${outside ? `（${day} 不在当前查询的日期范围内）` : ""}`);
+    await loadWarnings();
+  }
+
   // ------------------------------------------------------------------ keyboard
 
   function anyDialogOpen() {
@@ -1429,6 +1783,11 @@
   function onKey(ev) {
     if (!$("login").hidden || !state.key) return;
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+      if (ev.target && ev.target.id === "reply-text") { // in the reply: send it, not the labels
+        ev.preventDefault();
+        sendReply();
+        return;
+      }
       if (!anyDialogOpen() && state.item && state.view === "queue") {
         ev.preventDefault();
         submitCorrection();
@@ -1442,7 +1801,9 @@
       if (ev.key === "?" && $("help").open) $("help").close();
       return;
     }
-    const views = { h: () => showView("hot"), q: () => showView("queue"), t: () => showView("stats") };
+    const views = {
+      h: () => showView("hot"), q: () => showView("queue"), t: () => showView("stats"), w: () => showView("warnings"),
+    };
     const actions = state.view === "hot" ? {
       "?": () => $("help").showModal(),
       r: () => loadHot(),
@@ -1450,6 +1811,10 @@
     } : state.view === "stats" ? {
       "?": () => $("help").showModal(),
       r: () => loadStats(),
+      ...views,
+    } : state.view === "warnings" ? {
+      "?": () => $("help").showModal(),
+      r: () => loadWarnings(),
       ...views,
     } : {
       ...views,
@@ -1518,12 +1883,22 @@
     $("view-queue").addEventListener("click", () => showView("queue", { focus: false }));
     $("view-hot").addEventListener("click", () => showView("hot", { focus: false }));
     $("view-stats").addEventListener("click", () => showView("stats", { focus: false }));
+    $("view-warnings").addEventListener("click", () => showView("warnings", { focus: false }));
     $("hot-filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadHot(); });
     $("hd-complaints").addEventListener("change", updateSplit);
     $("hd-split").addEventListener("click", splitIssue);
     $("hd-into").addEventListener("change", updateMerge);
     $("hd-merge").addEventListener("click", mergeIssue);
     $("stats-filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadStats(); });
+    $("warnings-filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadWarnings(); });
+    $("warnings-detect").addEventListener("submit", (ev) => { ev.preventDefault(); detectWarnings(); });
+    $("reply-send").addEventListener("click", sendReply);
+    $("reply-text").addEventListener("input", (ev) => {
+      if (state.item) state.reply.drafts.set(state.item.id, ev.target.value);
+    });
+    $("reply-text").addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape") { ev.preventDefault(); ev.target.blur(); }
+    });
     $("st-dimension").addEventListener("change", () => { if (state.stats.data) renderDimensionChart(); });
     $("stats-export").addEventListener("click", (ev) => {
       const button = ev.target.closest("button[data-table]");

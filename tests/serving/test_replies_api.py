@@ -165,6 +165,7 @@ def test_a_review_item_offers_the_replies_of_its_hot_issue(client, headers):
     items = {i["complaint_id"]: i["id"] for i in queue}
     lamp = client.get(f"/v1/review/items/{items['lamp-2']}", headers=headers["officer"]).json()
     [offered] = lamp["replies"]
+    assert lamp["registered"] is True  # it has a case to post the reply to
     assert (offered["source_complaint_id"], offered["via"], offered["similarity"]) == (
         "lamp-1", "hot_issue", None)
     noise = client.get(f"/v1/review/items/{items['noise-1']}", headers=headers["officer"]).json()

@@ -2,7 +2,9 @@
 check that the queue moves on and that the answers reached the store with their audit trail; in
 the 热点问题 view, list the hot issues of a period, split a complaint off an issue and merge it
 back, and check the store and the audit trail followed; in the 统计 view, query a period by week
-and check the cards, the department table, the charts and a CSV export against the API.
+and check the cards, the department table, the charts and a CSV export against the API; in the
+预警 view, detect a day's warnings, list them as the API does and acknowledge one with a note;
+in the review item, adopt a reply of its hot issue (秒回), edit it and send it to the case.
 
 Runs the real app under uvicorn on a free localhost port (tiny bundle, temporary SQLite file,
 temporary keys) and Debian's chromium driven by Playwright. Install the browser with
@@ -23,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -33,7 +36,7 @@ from serving.app import create_app
 from serving.settings import Settings, load_settings
 from serving.store import service
 from serving.store.db import make_engine, make_sessionmaker
-from serving.store.tables import Complaint, HotIssue, ReviewItem
+from serving.store.tables import Complaint, EarlyWarning, HotIssue, ReviewItem
 from serving.store.tables import Response as ResponseRow
 
 pytestmark = pytest.mark.browser
@@ -44,6 +47,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 SCREENSHOT = Path(os.environ.get("HUYING_REVIEW_SCREENSHOT", "/tmp/review-page.png"))
 HOT_SCREENSHOT = Path(os.environ.get("HUYING_HOT_ISSUES_SCREENSHOT", "/tmp/hot-issues-page.png"))
 STATS_SCREENSHOT = Path(os.environ.get("HUYING_STATS_SCREENSHOT", "/tmp/stats-page.png"))
+WARNINGS_SCREENSHOT = Path(os.environ.get("HUYING_WARNINGS_SCREENSHOT", "/tmp/warnings-page.png"))
+REPLIES_SCREENSHOT = Path(os.environ.get("HUYING_REPLIES_SCREENSHOT", "/tmp/replies-panel.png"))
 TIMEOUT_MS = 15_000
 
 
@@ -646,6 +651,281 @@ def test_stats_view_shows_what_the_api_computes_and_exports_its_csv(hot_server, 
             browser.close()
 
     assert problems == []
+
+
+WARNING_KINDS = {"surge": "数量异常上升", "repeated_event": "同一事件重复反映",
+                 "overdue_cases": "超期工单", "overdue_share": "超期率上升"}
+APRIL = {"from": "2018-04-01", "to": "2018-04-30"}
+
+
+def _officer_get(server: Server, keys: dict[str, str], path: str, **params) -> dict:
+    r = httpx.get(f"{server.url}{path}", params=params, timeout=30,
+                  headers={"Authorization": f"Bearer {keys['officer']}"})
+    r.raise_for_status()
+    return r.json()
+
+
+def _pct(value: float) -> str:
+    """As the page shows a 0–1 measure: a whole percentage, rounded half up."""
+    return f"{math.floor(value * 100 + 0.5)}%"
+
+
+def test_warnings_view_detects_lists_and_acknowledges_into_the_store(hot_server, keys):
+    chromium = _chromium()
+    server = hot_server
+    from playwright.sync_api import expect, sync_playwright
+
+    # six near-identical complaints in 龙华区 on Monday 16 April: a surge against nothing before
+    _register(server, keys, [
+        {"id": f"jinpan-{k}", "text": f"龙华区金盘路{k}号门口机动车乱停放，堵塞通道",
+         "channel": "12345热线", "location": "海口市龙华区",
+         "received_at": f"2018-04-16T09:{10 + k}:00+08:00"} for k in range(6)])
+    officer = f"test officer ({keys['officer'].split('_')[1]})"
+    problems: list[str] = []
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS,
+                                    headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN",
+                                    timezone_id="Asia/Shanghai")
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("console", lambda m: problems.append(f"console: {m.text}")
+                    if m.type == "error" else None)
+            page.goto(f"{server.url}/review")
+            page.get_by_label("API 密钥").fill(keys["officer"])
+            page.get_by_role("button", name="进入审核").click()
+            views = page.get_by_role("navigation", name="切换页面")
+            tab = views.get_by_role("button", name="预警")
+            expect(tab).to_have_attribute("aria-keyshortcuts", "W")
+            page.get_by_role("button", name="快捷键").click()
+            expect(page.locator("#help")).to_contain_text("统计 / 预警")
+            page.keyboard.press("Escape")
+
+            # W switches to the view: the open warnings of the last 30 days (none yet)
+            page.locator("#item").focus()
+            page.keyboard.press("w")
+            view = page.locator("#warnings")
+            expect(view).to_be_visible()
+            expect(page.locator("#app")).to_be_hidden()
+            expect(tab).to_have_attribute("aria-current", "page")
+            expect(page).to_have_title("呼应 · 预警")
+            count = page.locator("#warnings-count")
+            expect(count).to_contain_text("（未处理）：共 0 条预警")
+            expect(view.get_by_label("状态")).to_have_value("open")
+
+            # April 2018: nothing until the day is detected; then what GET /v1/warnings lists
+            view.get_by_label("起始日期").fill(APRIL["from"])
+            view.get_by_label("截止日期").fill(APRIL["to"])
+            view.get_by_role("button", name="查询").click()
+            expect(count).to_contain_text("2018-04-01 至 2018-04-30（未处理）：共 0 条预警")
+            view.get_by_label("检测某日").fill("2018-04-16")
+            view.get_by_role("button", name="检测", exact=True).click()
+            toast = page.locator("#toast")
+            expect(toast).to_have_text(re.compile(r"^新增 \d+ 条预警$"))
+            listed = _officer_get(server, keys, "/v1/warnings", **APRIL)["warnings"]
+            expect(toast).to_have_text(f"新增 {len(listed)} 条预警")
+            assert len(listed) >= 2 and {w["day"] for w in listed} == {"2018-04-16"}
+            surge = next(w for w in listed if w["kind"] == "surge"
+                         and w["evidence"].get("district") == "龙华区")
+            other = next(w for w in listed if w["id"] != surge["id"])
+            rows = page.locator("#warnings-list li.warning")
+            expect(rows).to_have_count(len(listed))
+            expect(count).to_contain_text(f"共 {len(listed)} 条预警")
+            assert [int(rows.nth(i).get_attribute("data-id")) for i in range(len(listed))] == [
+                w["id"] for w in listed]  # in the API's order
+            expect(rows.locator(".w-kind")).to_have_text([WARNING_KINDS[w["kind"]]
+                                                          for w in listed])
+            expect(rows.locator(".w-day")).to_have_text([w["day"] for w in listed])
+            expect(rows.locator(".w-new")).to_have_count(len(listed))  # all just detected
+
+            # the surge: where and what, observed against expected, its series, its complaints
+            row = page.locator(f'#warnings-list li[data-id="{surge["id"]}"]')
+            expect(row.locator(".w-subject")).to_contain_text("龙华区 · ")
+            expected = surge["expected"]  # tiny against an empty history: 不足 0.1
+            expect(row.locator(".w-numbers")).to_contain_text(f"{round(surge['observed'])} 件，预计" + (
+                "不足 0.1" if 0 < expected < 0.05 else f" {expected:.1f}") + " 件")
+            spark = row.locator("svg.spark")
+            expect(spark).to_have_attribute("role", "img")
+            expect(spark).to_have_attribute("aria-label", re.compile(
+                rf"^每日投诉数：4月16日 {round(surge['observed'])} 件，其余日期 0 件"))
+            expect(row.locator(".w-ids code")).to_have_text(
+                [f"#{c}" for c in surge["evidence"]["complaint_ids"]])
+
+            # acknowledge it with a note: who and when show in its place
+            row.get_by_label("备注").fill("已转交龙华区城管核查")
+            row.get_by_role("button", name="确认", exact=True).click()
+            expect(toast).to_contain_text("已确认预警")
+            expect(row.locator(".w-status")).to_have_text("已确认")
+            expect(row.locator(".w-acked")).to_contain_text(f"已确认：{officer}")
+            expect(row.locator(".w-acked")).to_contain_text("备注：已转交龙华区城管核查")
+            expect(row.get_by_role("button", name="确认", exact=True)).to_have_count(0)
+            expect(count).to_contain_text(f"其中未处理 {len(listed) - 1} 条")
+            page.screenshot(path=str(WARNINGS_SCREENSHOT), full_page=True)
+
+            # 未处理 no longer lists it; 已确认 does
+            view.get_by_role("button", name="查询").click()
+            expect(rows).to_have_count(len(listed) - 1)
+            expect(page.locator(f'#warnings-list li[data-id="{surge["id"]}"]')).to_have_count(0)
+            view.get_by_label("状态").select_option("acknowledged")
+            view.get_by_role("button", name="查询").click()
+            expect(rows).to_have_count(1)
+            expect(rows.first).to_have_attribute("data-id", str(surge["id"]))
+            assert problems == []
+
+            # detecting again adds nothing; a refusal is shown inline: acknowledged meanwhile
+            view.get_by_role("button", name="检测", exact=True).click()
+            expect(toast).to_have_text("新增 0 条预警")
+            view.get_by_label("状态").select_option("open")
+            view.get_by_role("button", name="查询").click()
+            expect(rows).to_have_count(len(listed) - 1)
+            r = httpx.post(f"{server.url}/v1/warnings/{other['id']}/acknowledge", timeout=30,
+                           json={"note": "另一位审核员"},
+                           headers={"Authorization": f"Bearer {keys['officer']}"})
+            assert r.status_code == 200, r.text
+            row = page.locator(f'#warnings-list li[data-id="{other["id"]}"]')
+            row.get_by_role("button", name="确认", exact=True).click()
+            alert = row.get_by_role("alert")
+            expect(alert).to_contain_text("该预警已被确认")
+            problems.clear()  # the browser logs the refused request (409): expected here
+            # and a day in the future is the API's 422, inline
+            view.get_by_label("检测某日").fill("2999-01-01")
+            view.get_by_role("button", name="检测", exact=True).click()
+            expect(page.locator("#warnings-error")).to_contain_text("输入有误（检测日期）")
+            expect(view.get_by_label("检测某日")).to_be_focused()
+            problems.clear()  # the refused request (422): expected here
+        finally:
+            browser.close()
+
+    assert problems == []
+    engine = make_engine(server.settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as s:
+            row = s.get(EarlyWarning, surge["id"])
+            assert (row.acknowledged_by, row.note) == (officer, "已转交龙华区城管核查")
+            assert row.acknowledged_at is not None
+            trail = service.audit_trail(s, "warning", surge["id"])
+            assert [(e.action, e.actor) for e in trail] == [("warning.raised", officer),
+                                                            ("warning.acknowledged", officer)]
+            assert trail[-1].after["note"] == "已转交龙华区城管核查"
+    finally:
+        engine.dispose()
+
+
+LAMP_REPLY = ("市民您好！您反映的龙华区南沙路坡博新村二巷路灯不亮的问题已收悉。经现场核实，该路灯线路"
+              "老化，我局已安排人员于4月8日更换线路，路灯已恢复照明。感谢您对我们工作的支持！")
+
+
+def test_a_reply_of_the_hot_issue_is_adopted_edited_and_sent_to_the_case(hot_server, keys):
+    chromium = _chromium()
+    server = hot_server
+    from playwright.sync_api import expect, sync_playwright
+
+    intake = {"Authorization": f"Bearer {keys['intake']}"}
+    _register(server, keys, [{"id": "lamp-1", "text": LAMP, "channel": "12345热线",
+                              "location": "海口市龙华区南沙路",
+                              "received_at": "2018-04-08T09:30:00+08:00"}])
+    r = httpx.post(f"{server.url}/v1/complaints/lamp-1/events", headers=intake, timeout=30,
+                   json={"event_id": "lamp-1-reply", "kind": "replied",
+                         "at": "2018-04-08T15:30:00+08:00", "reply": LAMP_REPLY})
+    assert r.status_code == 200, r.text
+    # an exact repeat: the tiny model sends it to review, and it joins lamp-1's hot issue
+    _register(server, keys, [{"id": "lamp-2", "text": LAMP, "channel": "微信小程序",
+                              "received_at": "2018-04-09T09:00:00+08:00"}])
+    queue = _officer_get(server, keys, "/v1/review/queue")["items"]
+    item_id = next(i["id"] for i in queue if i["complaint_id"] == "lamp-2")
+    [offered] = _officer_get(server, keys, f"/v1/review/items/{item_id}")["replies"]
+    assert (offered["reply"], offered["source_complaint_id"]) == (LAMP_REPLY, "lamp-1")
+    quality = offered["quality"]
+    officer = f"test officer ({keys['officer'].split('_')[1]})"
+    edited = LAMP_REPLY.replace("感谢您", "如仍有问题请再次来电（Q&A 热线 12345）。感谢您")
+    problems: list[str] = []
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS,
+                                    headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000}, locale="zh-CN",
+                                    timezone_id="Asia/Shanghai")
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("console", lambda m: problems.append(f"console: {m.text}")
+                    if m.type == "error" else None)
+            page.goto(f"{server.url}/review")
+            page.get_by_label("API 密钥").fill(keys["officer"])
+            page.get_by_role("button", name="进入审核").click()
+            current = page.locator("#i-complaint")
+            expect(current).to_have_text(re.compile(r"^#lamp-\d$"))
+            page.locator(f'#queue-list button.q-item[data-id="{item_id}"]').click()  # claims it
+            expect(current).to_have_text("#lamp-2")
+
+            # the hot issue's reply, its source, date and quality
+            card = page.locator("#replies-card")
+            expect(card).to_be_visible()
+            reply = card.locator("li.reply")
+            expect(reply).to_have_count(1)
+            expect(reply.locator(".reply-head")).to_contain_text("#lamp-1 的答复")
+            expect(reply.locator(".reply-head")).to_contain_text("2018-04-08 15:30")
+            expect(reply.locator(".reply-text")).to_have_text(LAMP_REPLY)
+            expect(reply.locator(".badge")).to_have_text([
+                f"相关度 {_pct(quality['relevance'])}", f"完整性 {_pct(quality['completeness'])}",
+                f"可解释性 {_pct(quality['interpretability'])}",
+                f"时效 {quality['timeliness_days']:g} 天"])
+
+            # adopt it, edit it in the textarea: the letters typed are not shortcuts there
+            box = page.get_by_role("textbox", name="答复")
+            expect(box).to_have_value("")
+            reply.get_by_role("button", name="采用并编辑").click()
+            expect(box).to_be_focused()
+            expect(box).to_have_value(LAMP_REPLY)
+            box.evaluate("(el, i) => el.setSelectionRange(i, i)", LAMP_REPLY.index("感谢您"))
+            page.keyboard.type("如仍有问题请再次来电（Q&A 热线 12345）。")
+            expect(box).to_have_value(edited)
+            expect(page.locator("#app")).to_be_visible()  # Q did not switch views
+            expect(current).to_have_text("#lamp-2")  # A did not accept the item
+            page.evaluate("window.scrollTo(0, 0)")  # the queue is sticky: shoot from the top
+            page.screenshot(path=str(REPLIES_SCREENSHOT), full_page=True)
+            page.get_by_role("button", name="发送答复").click()
+            expect(page.locator("#toast")).to_have_text("已发送答复")
+            expect(page.locator("#reply-status")).to_contain_text("案件状态：已答复")
+            expect(box).to_have_value("")
+            case = _officer_get(server, keys, "/v1/complaints/lamp-2/case")
+            assert case["state"] == "replied"
+            last = case["events"][-1]
+            assert (last["kind"], last["reply"], last["actor"]) == ("replied", edited, officer)
+            assert last["event_id"].startswith(f"review-{item_id}-")
+            assert problems == []
+
+            # once the case is closed a reply is refused (409), inline; Ctrl+Enter in the
+            # textarea sends the reply, it does not submit the item's labels
+            r = httpx.post(f"{server.url}/v1/complaints/lamp-2/events", headers=intake,
+                           timeout=30, json={"event_id": "lamp-2-closed", "kind": "closed",
+                                             "at": datetime.now(UTC).isoformat()})
+            assert r.status_code == 200, r.text
+            box.fill("再补充一句")
+            box.press("Control+Enter")
+            alert = page.locator("#reply-error")
+            expect(alert).to_have_attribute("role", "alert")
+            expect(alert).to_contain_text("案件当前状态不允许")
+            expect(alert).to_contain_text("is closed")
+            problems.clear()  # the browser logs the refused request (409): expected here
+            expect(current).to_have_text("#lamp-2")
+            expect(box).to_have_value("再补充一句")
+            box.press("Escape")
+            expect(box).not_to_be_focused()
+        finally:
+            browser.close()
+
+    assert problems == []
+    engine = make_engine(server.settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as s:
+            assert s.get(ReviewItem, item_id).status != "done"  # only the reply was sent
+            assert s.scalars(select(ResponseRow).where(ResponseRow.status == "submitted")
+                             ).all() == []
+    finally:
+        engine.dispose()
 
 
 def test_missing_chromium_skips_locally_and_fails_in_ci(monkeypatch, tmp_path):
