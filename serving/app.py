@@ -101,7 +101,8 @@ def create_app(settings: Settings | None = None, *,
         # background, see serving/duplicates.py); it is ready before the app serves.
         duplicates = DuplicateService(store.sessions, settings.index_dir,
                                       DuplicatePolicy.from_settings(settings),
-                                      save_interval_s=settings.index_save_interval_s)
+                                      save_interval_s=settings.index_save_interval_s,
+                                      follow_interval_s=settings.index_follow_interval_s)
 
         def on_change(router: Router) -> None:
             metrics.set_model(router.version)

@@ -12,6 +12,11 @@ the source of truth; the index is a cache of it, kept on disk in `HUYING_INDEX_D
   in the background from the store while the old index keeps answering (queries are embedded
   with the old router meanwhile); writes made during the build are journaled and replayed onto
   the new index, which is then swapped in. A failed build is logged and retried.
+- **Replicas**: every replica on one store follows the others. Each `follow_interval_s` (0.5 s)
+  it reads the audit log past the last entry it saw (the log is written in the same transaction
+  as the change, so it is the store's ordered change log) and indexes the complaints registered
+  elsewhere and drops the removed ones. An id it finds missing below the newest may belong to a
+  transaction still open: it is read again until GAP_TTL_S have passed.
 - **Persistence**: after changes the index is saved at most every `HUYING_INDEX_SAVE_INTERVAL_S`
   (10 s) by a background thread (atomic write), and on shutdown. A crash loses at most those
   seconds of index, never data: the next start re-adds them from the store.
@@ -73,6 +78,7 @@ __all__ = [
 log = logging.getLogger("huying.serving")
 
 EMBED_BATCH = 64
+GAP_TTL_S = 30.0  # how long a missing audit-log id is awaited (an open transaction may fill it)
 _REPLAY_UNDER_LOCK = 16  # journal entries left to replay while holding the lock at the swap
 
 
@@ -80,8 +86,12 @@ class DuplicateService:
     """The similarity index of the served model version: search, add, remove, build, persist."""
 
     def __init__(self, sessions: sessionmaker[Session], index_root: Path,
-                 policy: DuplicatePolicy | None = None, *, save_interval_s: float = 10.0):
+                 policy: DuplicatePolicy | None = None, *, save_interval_s: float = 10.0,
+                 follow_interval_s: float = 0.5):
         self.sessions = sessions
+        self.follow_interval_s = follow_interval_s
+        self._seen = 0  # the newest audit-log id applied (see follow)
+        self._gaps: dict[int, float] = {}  # audit-log ids missing below it → when first missed
         self.index_root = Path(index_root)
         self.policy = policy or DuplicatePolicy()
         self.save_interval_s = save_interval_s
@@ -277,10 +287,44 @@ class DuplicateService:
         return directory
 
     # -- building --------------------------------------------------------------------------------
+    def follow(self) -> tuple[int, int]:
+        """Apply what other replicas registered or removed since the last call (the audit log
+        past `_seen`); (added, removed)."""
+        with self._lock:
+            if self._index is None:
+                return 0, 0  # the build in progress reads the store
+            after, gaps = self._seen, sorted(self._gaps)
+        with self.sessions() as session:
+            changes = store.complaint_changes(session, after, gaps)
+            ids = [i for i in dict.fromkeys(changes.registered) if i not in self]
+            rows = []
+            for complaint_id in ids:
+                try:
+                    rows.append(store.get_complaint(session, complaint_id))
+                except NotFound:  # removed again since
+                    continue
+        now = time.monotonic()
+        read = set(changes.seen)
+        with self._lock:
+            for i in read:
+                self._gaps.pop(i, None)
+            newest = max(read, default=after)
+            self._gaps.update({i: now for i in range(after + 1, newest) if i not in read})
+            self._gaps = {i: t for i, t in self._gaps.items() if now - t < GAP_TTL_S}
+            self._seen = max(self._seen, newest)
+        entries = [entry_of(r) for r in rows if normalize_text(r.text)]
+        if entries:
+            self.add(entries)
+        gone = [i for i in dict.fromkeys(changes.removed) if i in self]
+        if gone:
+            self.remove(gone)
+        return len(entries), len(gone)
+
     def _maintain(self) -> None:
-        last_save = time.monotonic()
+        last_save = last_follow = time.monotonic()
+        tick = min(self.save_interval_s, self.follow_interval_s or self.save_interval_s)
         while not self._stop.is_set():
-            self._wake.wait(timeout=self.save_interval_s)
+            self._wake.wait(timeout=tick)
             self._wake.clear()
             if self._stop.is_set():
                 break
@@ -291,6 +335,12 @@ class DuplicateService:
                     or self._needs_rebuild)
             if stale and target is not None:  # a failed build is retried on the next tick
                 self.build(target)
+            if self.follow_interval_s and time.monotonic() - last_follow >= self.follow_interval_s:
+                try:
+                    self.follow()
+                except Exception:  # the store may be down: the next tick tries again
+                    log.exception("following the other replicas' registrations failed")
+                last_follow = time.monotonic()
             if time.monotonic() - last_save >= self.save_interval_s:
                 self.save()
                 last_save = time.monotonic()
@@ -304,6 +354,7 @@ class DuplicateService:
             force = self._needs_rebuild  # cleared at the swap: until then not ready
         try:
             with self.sessions() as session:
+                seen = store.last_change(session)  # before the read: later changes are followed
                 rows = [r for r in store.registered_complaints(session) if normalize_text(r.text)]
             index, how = (None, "rebuilt") if force else self._load_reconciled(router, rows)
             if index is None:
@@ -315,6 +366,8 @@ class DuplicateService:
             self.last_build = {"model_version": version, "how": how, "size": len(index),
                                "seconds": round(time.perf_counter() - started, 3)}
             self._swap_in(index, router)
+            with self._lock:
+                self._seen, self._gaps = max(self._seen, seen), {}
         except _Cancelled:
             with self._lock:
                 self._journal = None

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # and `retrain`), else the defaults there.
     index_dir: Path = Path("var/index")
     index_save_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # how often the index reads what other replicas on the same store registered or removed
+    # (0: never, a single server)
+    index_follow_interval_s: Annotated[float, Field(ge=0, le=3600)] = 0.5
     duplicate_threshold: Annotated[float | None, Field(ge=-1, le=1)] = None  # same event
     duplicate_floor: Annotated[float | None, Field(ge=-1, le=1)] = None  # shown at all
     duplicate_window_days: Annotated[float, Field(gt=0, le=3650)] = 30.0

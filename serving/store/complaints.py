@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,9 +17,7 @@ from serving.store.audit import aware_utc, complaint_state, current_time, record
 from serving.store.db import write_transaction
 from serving.store.issues import assign_issue
 from serving.store.queue import RoutedText, log_routed
-from serving.store.tables import (
-    Complaint,
-)
+from serving.store.tables import AuditLog, Complaint
 
 
 @dataclass(frozen=True)
@@ -153,6 +151,35 @@ def get_complaint(session: Session, complaint_id: str, *,
         raise NotFound(f"complaint {complaint_id!r} is not registered"
                        + (" (it was removed)" if row is not None else ""))
     return row
+
+
+@dataclass(frozen=True)
+class ComplaintChanges:
+    """What the audit log (the store's ordered change log) says happened to complaints."""
+
+    seen: list[int]  # every audit-log id read, of any object: how a follower finds gaps
+    registered: list[str]  # complaint ids, in log order
+    removed: list[str]
+
+
+def complaint_changes(session: Session, after: int, also: Sequence[int] = ()) -> ComplaintChanges:
+    """Audit-log entries with an id above `after` (or in `also`: ids a follower saw missing,
+    which a transaction still open may fill), and which complaints they registered or removed."""
+    query = select(AuditLog.id, AuditLog.action, AuditLog.object_type, AuditLog.object_id).where(
+        or_(AuditLog.id > after, AuditLog.id.in_(list(also))) if also else AuditLog.id > after)
+    seen, registered, removed = [], [], []
+    for id_, action, object_type, object_id in session.execute(query.order_by(AuditLog.id)):
+        seen.append(id_)
+        if object_type == "complaint" and action == "complaint.registered":
+            registered.append(object_id)
+        elif object_type == "complaint" and action == "complaint.removed":
+            removed.append(object_id)
+    return ComplaintChanges(seen, registered, removed)
+
+
+def last_change(session: Session) -> int:
+    """The newest audit-log id (0 if none): where a follower starts reading."""
+    return int(session.scalar(select(func.max(AuditLog.id))) or 0)
 
 
 def registered_complaints(session: Session) -> list[Complaint]:

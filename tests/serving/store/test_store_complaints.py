@@ -131,3 +131,21 @@ def test_concurrent_registrations_of_one_id_keep_every_other_item(store, make_ro
     assert registered == sorted([f"race-{n}" for n in range(rounds)]
                                 + [f"good-{n}-{side}" for n in range(rounds) for side in "ab"])
     assert sorted(i for o in outcomes for i in o.taken) == [f"race-{n}" for n in range(rounds)]
+
+
+def test_complaint_changes_read_the_audit_log_in_order_and_refetch_gaps(store):
+    from datetime import UTC, datetime
+
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    with store.sessions() as s:
+        start = service.last_change(s)
+        service.register_complaints(s, [service.NewComplaint("a", "路灯不亮"),
+                                        service.NewComplaint("b", "噪音扰民")],
+                                    actor="intake", now=t0)
+        service.remove_complaint(s, "a", actor="intake", now=t0)
+        changes = service.complaint_changes(s, start)
+        assert (changes.registered, changes.removed) == (["a", "b"], ["a"])
+        assert changes.seen == sorted(changes.seen) and service.last_change(s) == changes.seen[-1]
+        # an id seen missing is asked for again with the newer ones
+        again = service.complaint_changes(s, changes.seen[-1], also=[changes.seen[0]])
+        assert again.seen == [changes.seen[0]] and again.registered == ["a"]
