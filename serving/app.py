@@ -28,6 +28,7 @@ from swagger_ui_bundle import swagger_ui_path
 from model import versions
 from model.errors import HuyingError
 from model.router import Router
+from serving.active_model import ActiveFollower
 from serving.auth import KeyStore
 from serving.batching import MicroBatcher
 from serving.complaints import ComplaintRegistry
@@ -130,9 +131,16 @@ def create_app(settings: Settings | None = None, *,
         if slot.router is not None and not await asyncio.to_thread(duplicates.wait_ready):
             log.error("the similarity index is not ready (%s): duplicates stay empty until a "
                       "rebuild succeeds", duplicates.status()["error"])
+        follower = ActiveFollower(slot, settings.bundles_dir, settings.model_follow_interval_s)
+        services.active = follower
+        await follower.start()
+        following = (asyncio.create_task(follower.run(), name="huying-active-model")
+                     if settings.model_follow_interval_s else None)
         try:
             yield
         finally:
+            if following is not None:
+                following.cancel()
             await batcher.close()
             await asyncio.to_thread(duplicates.close)
             store.close()

@@ -19,6 +19,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session, sessionmaker
 
 from model.router import Router
+from serving.active_model import ActiveFollower
 from serving.auth import KeyStore, Principal, Role, presented_key, require
 from serving.batching import MicroBatcher
 from serving.complaints import ComplaintRegistry
@@ -44,6 +45,7 @@ class Services:
     store: Store | None = None  # the database (serving/storage.py: open_store)
     duplicates: DuplicateService | None = None  # the similarity index of registered complaints
     complaints: ComplaintRegistry | None = None  # behind /v1/complaints
+    active: ActiveFollower | None = None  # follows bundles_dir/ACTIVE (serving/active_model.py)
 
 
 async def get_complaints(request: Request) -> ComplaintRegistry:

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
 
     # Model: an explicit bundle directory wins; otherwise the version named in bundles_dir/ACTIVE.
     bundle: Path | None = None
+    # how often a replica checks bundles_dir/ACTIVE for a promotion made elsewhere (0: never)
+    model_follow_interval_s: Annotated[float, Field(ge=0, le=3600)] = 2.0
     bundles_dir: Path = Path("bundles")
     database_url: str = "sqlite:///var/huying.db"
     api_keys_file: Path = Path("var/api_keys.json")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from fastapi import APIRouter, Request, Response
 
+from model import versions
+from model.errors import HuyingError
 from serving.auth import Role, presented_key, require
 from serving.deps import ServicesDep, SettingsDep
 from serving.errors import ModelNotReady
@@ -18,7 +21,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is alive (and which model it serves, if any)",
-            response_model_exclude={"similarity_index"})
+            response_model_exclude={"similarity_index", "active_version", "following_error"})
 async def healthz(services: ServicesDep) -> HealthPublic:
     router_ = services.slot.router
     return HealthPublic(status="alive", model_version=None if router_ is None else router_.version)
@@ -39,7 +42,16 @@ async def readyz(services: ServicesDep) -> HealthPublic:
     index = None if duplicates is None else SimilarityIndexPublic.of(duplicates.status())
     if index is not None and index.model_version is None:  # no index to search at all
         raise ModelNotReady(_no_index(index, router_.version, services.settings))
-    return HealthPublic(status="ready", model_version=router_.version, similarity_index=index)
+    active = services.active
+    pointer = None
+    if active is not None:
+        try:
+            pointer = await asyncio.to_thread(versions.active_version, active.bundles_dir)
+        except HuyingError:  # an unreadable pointer: the model served is still served
+            pointer = None
+    return HealthPublic(status="ready", model_version=router_.version, similarity_index=index,
+                        active_version=pointer,
+                        following_error=active.error if active is not None else None)
 
 
 def _no_index(index: SimilarityIndexPublic, version: str, settings: Settings) -> str:

@@ -37,3 +37,9 @@ class HealthPublic(BaseModel):
     model_version: str | None = None
     similarity_index: SimilarityIndexPublic | None = Field(default=None, description=(
         "/readyz only: the index duplicates are searched in (null on a server without one)"))
+    active_version: str | None = Field(default=None, description=(
+        "/readyz only: the version bundles/ACTIVE names now; every replica serves it within "
+        "HUYING_MODEL_FOLLOW_INTERVAL_S plus a load (null: no pointer, or HUYING_BUNDLE)"))
+    following_error: str | None = Field(default=None, description=(
+        "/readyz only: why this replica could not swap in the active version (it keeps serving "
+        "model_version)"))

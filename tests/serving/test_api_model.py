@@ -50,7 +50,8 @@ def test_model_endpoints_need_a_key(client, path):
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "alive", "model_version": "tiny-v1"}
     assert client.get("/readyz").json() == {"status": "ready", "model_version": "tiny-v1",
-                                            "similarity_index": _index("tiny-v1")}
+                                            "similarity_index": _index("tiny-v1"),
+                                            "active_version": "tiny-v1", "following_error": None}
 
 
 def _index(version: str | None, *, size: int = 0, ready: bool = True,
@@ -105,7 +106,8 @@ def test_not_ready_while_the_first_similarity_index_is_built(settings, headers, 
         assert c.app.state.services.duplicates.wait_ready(timeout=30)
         r = c.get("/readyz")
         assert r.status_code == 200 and r.json() == {
-            "status": "ready", "model_version": "tiny-v2", "similarity_index": _index("tiny-v2")}
+            "status": "ready", "model_version": "tiny-v2", "similarity_index": _index("tiny-v2"),
+            "active_version": "tiny-v2", "following_error": None}
 
 
 def test_not_ready_while_the_similarity_index_fails_to_build(settings, headers, bundles_dir):

@@ -192,7 +192,8 @@ def test_an_unready_server_becomes_ready_by_a_swap(settings, headers, bundles_di
         # ready once the similarity index of tiny-v2 is built too (503 until then: no index yet)
         assert c.app.state.services.duplicates.wait_ready(timeout=30)
         assert c.get("/readyz").json() == {"status": "ready", "model_version": "tiny-v2",
-                                           "similarity_index": _ready_index("tiny-v2")}
+                                           "similarity_index": _ready_index("tiny-v2"),
+                                           "active_version": "tiny-v2", "following_error": None}
     assert (bundles_dir / "ACTIVE").read_text().strip() == "tiny-v2"
 
 

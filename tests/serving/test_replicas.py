@@ -1,5 +1,6 @@
-"""Two replicas on one store: what one registers or removes, the other's similarity index
-follows within a second (it reads the audit log, the store's ordered change log)."""
+"""Two replicas on one store and one bundles directory: what one registers or removes, the
+other's similarity index follows within a second (it reads the audit log, the store's ordered
+change log); a promotion through either, or the CLI, is served by both."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def replicas(settings, backend_url, tmp_path):
     with ExitStack() as stack:
         yield [stack.enter_context(TestClient(create_app(settings.model_copy(update={
             "database_url": backend_url, "index_dir": tmp_path / f"index-{name}",
-            "duplicate_threshold": 0.95, "index_follow_interval_s": 0.1})))) for name in "ab"]
+            "duplicate_threshold": 0.95, "index_follow_interval_s": 0.1,
+            "model_follow_interval_s": 0.2})))) for name in "ab"]
 
 
 def _within(seconds: float, check) -> float:
@@ -60,3 +62,25 @@ def test_what_one_replica_registers_or_removes_the_other_sees_within_a_second(re
                   headers=headers["intake"]).status_code == 200
     _within(1.0, lambda: any(d["id"] == "e4" for d in a.get(
         "/v1/complaints/e3/similar", headers=headers["officer"]).json()["duplicates"]))
+
+
+def test_a_promotion_through_one_replica_or_the_cli_reaches_every_replica(replicas, headers,
+                                                                          settings):
+    from model import versions
+
+    a, b = replicas
+
+    def serving(client) -> tuple[str, str, str | None]:
+        ready = client.get("/readyz").json()
+        model = client.get("/v1/model", headers=headers["intake"]).json()["version"]
+        return model, ready["model_version"], ready["active_version"]
+
+    assert serving(a) == serving(b) == ("tiny-v1", "tiny-v1", "tiny-v1")
+    r = a.post("/v1/admin/model", json={"version": "tiny-v2"}, headers=headers["admin"])
+    assert r.status_code == 200, r.text
+    lag = _within(10.0, lambda: serving(b) == ("tiny-v2", "tiny-v2", "tiny-v2"))
+    assert serving(a) == ("tiny-v2", "tiny-v2", "tiny-v2")
+    # a rollback from the command line (it rewrites ACTIVE) reaches both
+    versions.rollback(settings.bundles_dir, actor="cli")
+    _within(10.0, lambda: serving(a)[0] == serving(b)[0] == "tiny-v1")
+    assert lag < 10.0
