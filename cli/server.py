@@ -19,6 +19,10 @@ HostOpt = Annotated[str, typer.Option(help="Address to listen on.")]
 
 
 PortOpt = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")]
+ReplicasOpt = Annotated[int, typer.Option(
+    min=1, max=16, help="Server processes on consecutive ports from --port, on one store and "
+                        "one bundles directory (they follow each other; put a load balancer "
+                        "in front, see the README).")]
 
 
 @app.command()
@@ -28,12 +32,21 @@ def serve(
         help="Bundle to serve; default: the active one in the bundles directory.")] = None,
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
+    replicas: ReplicasOpt = 1,
 ) -> None:
     """Serve the routing API (and the officer page at /review)."""
     from serving.main import serve as run_server
     from serving.settings import load_settings
 
-    run_server(load_settings(**({"bundle": bundle} if bundle else {}), host=host, port=port))
+    _check_ports(port, replicas)
+    run_server(load_settings(**({"bundle": bundle} if bundle else {}), host=host, port=port),
+               replicas=replicas)
+
+
+def _check_ports(port: int, replicas: int) -> None:
+    if port + replicas - 1 > 65535:
+        raise typer.BadParameter(f"{replicas} replicas from port {port} run past 65535",
+                                 param_hint="--replicas")
 
 
 @app.command()
@@ -46,6 +59,7 @@ def up(
                                                 "fp32 ONNX.")] = "int8",
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
+    replicas: ReplicasOpt = 1,
 ) -> None:
     """The main job: train the quick router if there is none yet, then serve it.
 
@@ -59,6 +73,7 @@ def up(
     from serving.settings import load_settings
     from training.datasets import data_hash, load_dataset
 
+    _check_ports(port, replicas)
     settings = load_settings(host=host, port=port)
     if settings.bundle is None and active_version(settings.bundles_dir) is None:
         dataset = load_dataset(dataset_yaml)
@@ -73,4 +88,4 @@ def up(
             bundle = train_router(dataset_yaml, preset, settings.bundles_dir, version=version,
                                    precision=precision)
         set_active(settings.bundles_dir, bundle.version)
-    run_server(settings)
+    run_server(settings, replicas=replicas)

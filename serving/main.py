@@ -9,6 +9,8 @@ also written to HUYING_DEMO_KEYS_FILE (var/demo-keys.txt, mode 600).
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -42,11 +44,41 @@ def first_start_keys(settings: Settings,
     return created
 
 
-def serve(settings: Settings | None = None) -> None:
-    """Check the bundle, create first-start keys, then serve until interrupted."""
+def start_replicas(settings: Settings, count: int) -> list[subprocess.Popen[bytes]]:
+    """`count` more server processes on the next ports, each with its own index folder, on the
+    same store and bundles (they follow each other: serving/duplicates.py, active_model.py)."""
+    processes = []
+    for n in range(1, count + 1):
+        env = {**os.environ, **{f"HUYING_{k.upper()}": str(v) for k, v in (
+            ("bundles_dir", settings.bundles_dir), ("database_url", settings.database_url),
+            ("api_keys_file", settings.api_keys_file), ("demo_keys_file",
+                                                         settings.demo_keys_file),
+            ("host", settings.host), ("port", settings.port + n),
+            ("index_dir", settings.index_dir / f"replica-{n}"))}}
+        if settings.bundle is not None:
+            env["HUYING_BUNDLE"] = str(settings.bundle)
+        processes.append(subprocess.Popen([sys.executable, "-m", "serving.main"], env=env))
+        print(f"Replica {n + 1} on http://{settings.host}:{settings.port + n}", flush=True)
+    return processes
+
+
+def serve(settings: Settings | None = None, *, replicas: int = 1) -> None:
+    """Check the bundle, create first-start keys, then serve until interrupted; with `replicas`
+    > 1, as that many processes on consecutive ports (put a load balancer in front: README)."""
     settings = settings if settings is not None else load_settings()
     version = check_startup(settings)
     first_start_keys(settings)
+    others = start_replicas(settings, replicas - 1) if replicas > 1 else []
+    try:
+        _run(settings, version)
+    finally:
+        for p in others:
+            p.terminate()
+        for p in others:
+            p.wait(30)
+
+
+def _run(settings: Settings, version: str) -> None:
     limits = prepare_process()
     if settings.max_connections + _SPARE_FILES > limits["open_files"]:
         raise SettingsError(f"HUYING_MAX_CONNECTIONS={settings.max_connections} needs more open "

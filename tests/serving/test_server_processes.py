@@ -97,3 +97,38 @@ def test_a_killed_server_leaves_no_complaint_without_its_routing_log(tmp_path, b
     assert set(acknowledged) <= complaints  # every acknowledged write survived
     assert complaints == logged  # and none is registered without its routing log
     assert review <= queued  # nor decided `review` without a review item
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql",
+                                                            marks=pytest.mark.postgres)])
+def test_two_replica_processes_see_each_others_complaints_and_model(
+        backend, request, tmp_path, bundles_dir, key_file, keys, texts, server_process):
+    """Before: replica B answered [] for a complaint registered on A until it was restarted, and
+    a model promoted on A was served by A alone."""
+    from contextlib import ExitStack
+
+    env = {"HUYING_DUPLICATE_THRESHOLD": "0.95", "HUYING_MODEL_FOLLOW_INTERVAL_S": "0.5"}
+    with ExitStack() as stack:
+        if backend == "postgresql":
+            scratch = request.getfixturevalue("scratch_database")
+            env["HUYING_DATABASE_URL"] = stack.enter_context(
+                scratch(request.getfixturevalue("postgres_database")))
+        (a, _), (b, _) = (stack.enter_context(server_process(tmp_path, bundles_dir, key_file[0],
+                                                             **env)) for _ in range(2))
+        assert _register(a, keys["intake"], [{"id": "a1", "text": texts[0]}]).status_code == 200
+        started = time.monotonic()
+        while True:
+            r = httpx.post(f"{b}/v1/route", json={"complaints": [{"id": "q", "text": texts[0]}]},
+                           headers={"Authorization": f"Bearer {keys['intake']}"}, timeout=30)
+            if any(d["id"] == "a1" and d["same_event"] for d in r.json()["results"][0]["duplicates"]):
+                break
+            assert time.monotonic() - started < 1.0, "B did not see A's complaint within 1 s"
+            time.sleep(0.05)
+        r = httpx.post(f"{a}/v1/admin/model", json={"version": "tiny-v2"}, timeout=60,
+                       headers={"Authorization": f"Bearer {keys['admin']}"})
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{b}/readyz", timeout=5).json().get("model_version") != "tiny-v2":
+            assert time.monotonic() < deadline, "B did not follow the promotion"
+            time.sleep(0.2)
+        assert httpx.get(f"{b}/readyz", timeout=5).json()["active_version"] == "tiny-v2"
