@@ -162,7 +162,8 @@ class DuplicateService:
                     "serving_version": None if target is None else target.version,
                     "size": 0 if index is None else len(index), "ready": self.ready,
                     "thresholds": None if self._thresholds is None else vars(self._thresholds),
-                    "error": None if self._build_error is None else self._build_error[1]}
+                    "error": None if self._build_error is None else self._build_error[1],
+                    "last_build": self.last_build.get("how")}
 
     def __contains__(self, complaint_id: object) -> bool:
         index = self._index
@@ -390,7 +391,7 @@ class DuplicateService:
         try:
             index = SimilarityIndex.load(directory, model_version=router.version,
                                          lexical=router.lexical)
-        except (SimilarityIndexError, OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # a cache: whatever is wrong with it (BadZipFile when truncated)
             log.warning("the saved similarity index in %s is unusable (%s); rebuilding",
                         directory, exc)
             return None, "rebuilt (saved index unusable)"

@@ -22,13 +22,16 @@ class SimilarityIndexPublic(BaseModel):
         "still answers"))
     error: str | None = Field(default=None,
                               description="why the last build failed (it is retried)")
+    last_build: str | None = Field(default=None, description=(
+        "how the index in use was made: loaded from its saved copy (+ what the store added), or "
+        "rebuilt from the store and why (no saved copy, unusable, holding removed complaints)"))
 
     @classmethod
     def of(cls, status: Mapping[str, Any]) -> SimilarityIndexPublic:
         """From DuplicateService.status()."""
         rebuilding = not status["ready"] and status["model_version"] is not None
         return cls(ready=status["ready"], model_version=status["model_version"],
-                   size=status["size"], error=status["error"],
+                   size=status["size"], error=status["error"], last_build=status.get("last_build"),
                    rebuilding_for=status["serving_version"] if rebuilding else None)
 
 

@@ -8,6 +8,7 @@ import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from fastapi.testclient import TestClient
@@ -57,7 +58,7 @@ def test_health_and_readiness(client):
 def _index(version: str | None, *, size: int = 0, ready: bool = True,
            rebuilding_for: str | None = None, error: str | None = None) -> dict:
     return {"ready": ready, "model_version": version, "size": size,
-            "rebuilding_for": rebuilding_for, "error": error}
+            "rebuilding_for": rebuilding_for, "error": error, "last_build": ANY}
 
 
 @contextmanager

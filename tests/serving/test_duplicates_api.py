@@ -257,6 +257,23 @@ def test_index_persists_across_restarts_with_the_same_answers(dup_settings, head
         assert [_similar(c, headers, i).json() for i in ("i1", "i2")] == before
 
 
+@pytest.mark.parametrize("damage", ["corrupt", "truncated"])
+def test_a_damaged_index_file_is_rebuilt_from_the_store_and_readyz_says_so(dup_settings,
+                                                                          headers, tmp_path,
+                                                                          damage):
+    settings = dup_settings()
+    with TestClient(create_app(settings)) as c:
+        _register(c, headers, _c("i1", ORIGINAL), _c("i2", RELOGGED))
+        before = _similar(c, headers, "i1").json()
+    saved = tmp_path / "index" / "tiny-v1" / "index.npz"
+    data = saved.read_bytes()
+    saved.write_bytes(b"not an index" * 10 if damage == "corrupt" else data[:len(data) // 2])
+    with TestClient(create_app(settings)) as c:
+        index = c.get("/readyz").json()["similarity_index"]
+        assert index["last_build"] == "rebuilt (saved index unusable)" and index["size"] == 2
+        assert _similar(c, headers, "i1").json() == before
+
+
 def test_complaints_registered_after_the_last_save_are_recovered_from_the_store(dup_settings,
                                                                                headers):
     settings = dup_settings(index_save_interval_s=3600)  # never saved while running

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -199,4 +200,4 @@ def test_an_unready_server_becomes_ready_by_a_swap(settings, headers, bundles_di
 
 def _ready_index(version: str, size: int = 0) -> dict:
     return {"ready": True, "model_version": version, "size": size, "rebuilding_for": None,
-            "error": None}
+            "error": None, "last_build": ANY}
