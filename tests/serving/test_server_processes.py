@@ -132,3 +132,64 @@ def test_two_replica_processes_see_each_others_complaints_and_model(
             assert time.monotonic() < deadline, "B did not follow the promotion"
             time.sleep(0.2)
         assert httpx.get(f"{b}/readyz", timeout=5).json()["active_version"] == "tiny-v2"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql",
+                                                            marks=pytest.mark.postgres)])
+def test_a_replica_killed_mid_stream_loses_nothing_its_clients_retry_on_the_other(
+        backend, request, tmp_path, bundles_dir, key_file, keys, texts, server_process):
+    """kill -9 replica A under four clients registering complaints; each request A did not
+    answer is retried, with the same ids, on B: afterwards every complaint is stored exactly
+    once and every one the clients sent is stored."""
+    import signal
+    from contextlib import ExitStack
+
+    from sqlalchemy import create_engine, text
+
+    env: dict[str, str] = {}
+    with ExitStack() as stack:
+        if backend == "postgresql":
+            scratch = request.getfixturevalue("scratch_database")
+            env["HUYING_DATABASE_URL"] = stack.enter_context(
+                scratch(request.getfixturevalue("postgres_database")))
+        (a, process_a), (b, _) = (stack.enter_context(
+            server_process(tmp_path, bundles_dir, key_file[0], **env)) for _ in range(2))
+        sent: list[str] = []
+        stop = threading.Event()
+
+        def client(worker: int) -> None:
+            n = 0
+            while not stop.is_set():
+                ids = [f"w{worker}-{n}-{i}" for i in range(4)]
+                n += 1
+                items = [{"id": cid, "text": f"{texts[i % 3]}（第{n}次）"}
+                         for i, cid in enumerate(ids)]
+                sent.extend(ids)
+                for url in (a, b, b, b):  # A first; once A is gone, B (a retry is idempotent)
+                    try:
+                        r = _register(url, keys["intake"], items)
+                    except httpx.HTTPError:
+                        continue
+                    if r.status_code == 200 and all(
+                            x["error"] is None or x["error"]["code"] == "already_registered"
+                            for x in r.json()["results"]):
+                        break
+                else:
+                    raise AssertionError(f"{ids} were never registered")
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(client, w) for w in range(4)]
+            time.sleep(3)
+            process_a.send_signal(signal.SIGKILL)
+            time.sleep(3)
+            stop.set()
+            for f in futures:
+                f.result()
+        url = env.get("HUYING_DATABASE_URL", f"sqlite:///{tmp_path / 'huying.db'}")
+        engine = create_engine(url)
+        with engine.connect() as c:
+            stored = list(c.execute(text("SELECT id FROM complaints")).scalars())
+        engine.dispose()
+    assert len(sent) > 16
+    assert len(stored) == len(set(stored))  # once
+    assert set(sent) <= set(stored)  # and every one the clients sent
