@@ -206,7 +206,7 @@ def test_up_reuses_a_router_trained_before_instead_of_training_again(tmp_path, m
     bundle_copy(tiny_bundle.path, bundles, version)
     served = []
     monkeypatch.setenv("HUYING_BUNDLES_DIR", str(bundles))
-    monkeypatch.setattr(serving.main, "serve", lambda settings: served.append(settings))
+    monkeypatch.setattr(serving.main, "serve", lambda settings, replicas=1: served.append(settings))
     monkeypatch.setattr(cli.server, "train_router", lambda *a, **k: pytest.fail("trained again"))
     result = huying("up", "--dataset", yaml_path)
     assert result.exit_code == 0, result.output
