@@ -332,6 +332,19 @@ def hot_issues(
                f"{out}/hot-issues.xlsx")
 
 
+def _period(since: str, until: str) -> tuple[Any, Any]:
+    """--from and --to as dates, in order (DataError says what is wrong)."""
+    from datetime import date
+
+    try:
+        lo, hi = date.fromisoformat(since), date.fromisoformat(until)
+    except ValueError:
+        raise DataError(f"--from {since!r} / --to {until!r}: give dates like 2018-04-30") from None
+    if lo > hi:
+        raise DataError(f"--from {since} is after --to {until}: swap them")
+    return lo, hi
+
+
 @app.command("stats")
 @domain_errors
 def stats_command(
@@ -350,7 +363,7 @@ def stats_command(
 ) -> None:
     """The statistics /v1/stats gives, from case rows: volumes, share closed, time to close,
     overdue and repeats per department."""
-    from datetime import date, datetime
+    from datetime import datetime
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from serving import stats
@@ -359,12 +372,7 @@ def stats_command(
         zone = ZoneInfo(time_zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise DataError(f"--time-zone {time_zone!r} is not an IANA time zone") from None
-    try:
-        lo, hi = date.fromisoformat(since), date.fromisoformat(until)
-    except ValueError:
-        raise DataError(f"--from {since!r} / --to {until!r}: give dates like 2018-04-30") from None
-    if lo > hi:
-        raise DataError(f"--from {since} is after --to {until}: swap them")
+    lo, hi = _period(since, until)
     if by not in ("day", "week", "month"):
         raise DataError(f"--by {by!r}: use day, week or month")
     try:
@@ -400,18 +408,12 @@ def letters_command(
 ) -> None:
     """A department's reminder letter (提醒函) for a period, from the store (HUYING_DATABASE_URL):
     its numbers, early warnings, repeated events and overdue cases."""
-    from datetime import date
     from zoneinfo import ZoneInfo
 
     from serving import letter_pdf, letters
     from serving.settings import load_settings
 
-    try:
-        lo, hi = date.fromisoformat(since), date.fromisoformat(until)
-    except ValueError:
-        raise DataError(f"--from {since!r} / --to {until!r}: give dates like 2018-04-30") from None
-    if lo > hi:
-        raise DataError(f"--from {since} is after --to {until}: swap them")
+    lo, hi = _period(since, until)
     settings = load_settings()
     with store_session() as session:
         letter = letters.build_letter(session, department.strip(), lo, hi,
