@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +30,7 @@ from serving.model_slot import ModelSlot
 from serving.routing import RoutingService
 from serving.settings import Settings
 from serving.storage import Store
+from serving.store.idempotency import RequestKey
 
 
 @dataclass
@@ -117,3 +118,22 @@ AnyKey = Annotated[Principal, Depends(authenticate)]
 IntakeKey = Annotated[Principal, Depends(_role(Role.intake))]
 OfficerKey = Annotated[Principal, Depends(_role(Role.officer))]
 AdminKey = Annotated[Principal, Depends(_role(Role.admin))]
+
+# A retried write with the same key gets the first answer (serving/store/idempotency.py).
+IdempotencyKeyHeader = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[!-~]+$",
+    description="Optional, printable ASCII: a retry of this write with the same key (on any "
+                "replica, within 24 h) gets the first answer instead of writing again; the same "
+                "key with another request is a 422.")]
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def request_key(request: Request, principal: Principal, key: str | None,
+                body: Any = None) -> RequestKey | None:
+    """The key of this request for serving.storage.run_once: whose, which request, what body
+    (the query string counts as part of it)."""
+    if key is None:
+        return None
+    return RequestKey(actor=principal.key_id, key=key,
+                      request=f"{request.method} {request.url.path}"[:255],
+                      body={"body": body, "query": sorted(request.query_params.multi_items())})

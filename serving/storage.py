@@ -17,14 +17,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from serving.errors import StoreUnavailable
 from serving.store.db import make_engine, make_sessionmaker, normalise_url
+from serving.store.idempotency import RequestKey, once
 from serving.store.migrations import upgrade
 
 log = logging.getLogger("huying.serving")
@@ -69,3 +71,22 @@ async def run(sessions: sessionmaker[Session], fn: Callable[..., T], /, *args: A
     except OperationalError as exc:  # unreachable server, or SQLite locked past its timeout
         log.error("store unavailable: %s", exc)
         raise StoreUnavailable("the database is unavailable or busy; retry in a moment") from exc
+
+
+async def run_once(sessions: sessionmaker[Session], key: RequestKey | None,
+                   answer: type[BaseModel], fn: Callable[..., T], /, *args: Any,
+                   **kwargs: Any) -> tuple[T, bool]:
+    """`run` for a write sent with an Idempotency-Key (serving/store/idempotency.py): the write
+    and its answer (an `answer` model, or None: nothing written) in one transaction, or the
+    stored answer of the first request with that key. (answer, replayed); without a key, `run`."""
+    if key is None:
+        return await run(sessions, fn, *args, **kwargs), False
+
+    def write(session: Session) -> dict[str, Any] | None:
+        result = fn(session, *args, **kwargs)
+        if result is not None and not isinstance(result, answer):
+            raise TypeError(f"{fn.__name__} answered {type(result).__name__}, not {answer.__name__}")
+        return None if result is None else result.model_dump(mode="json")
+
+    stored, replayed = await run(sessions, once, key, write)
+    return cast(T, None if stored is None else answer.model_validate(stored)), replayed

@@ -2,18 +2,27 @@
 
 The answer is checked against the served model's duty list and kept as a submitted label, with
 what the model had said about the complaint; review items of the complaint nobody holds close.
+A retry with the same Idempotency-Key gets the first answer: one label, however often it is sent.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from serving import review
 from serving.body import read_json
-from serving.deps import IntakeKey, RouterDep, SessionsDep, SettingsDep
+from serving.deps import (
+    REPLAYED_HEADER,
+    IdempotencyKeyHeader,
+    IntakeKey,
+    RouterDep,
+    SessionsDep,
+    SettingsDep,
+    request_key,
+)
 from serving.routes import errors, json_body
 from serving.schemas import FeedbackIn, ResponsePublic
-from serving.storage import run
+from serving.storage import run_once
 
 router = APIRouter(tags=["review"])
 
@@ -34,8 +43,15 @@ _EXAMPLES = {
                 "one retraining learns from. 422 names an unknown label's field.",
     openapi_extra=json_body("FeedbackIn", _EXAMPLES),
     responses=errors(400, 401, 403, 404, 413, 422, 503))
-async def post_feedback(request: Request, key: IntakeKey, settings: SettingsDep,
-                        sessions: SessionsDep, router_: RouterDep) -> ResponsePublic:
-    body = FeedbackIn.model_validate(await read_json(request, settings.max_body_bytes))
-    return await run(sessions, review.feedback, body, router_.bundle.taxonomy,
-                            source=key.name[:128] or key.key_id, actor=review.officer_id(key))
+async def post_feedback(request: Request, response: Response, key: IntakeKey,
+                        settings: SettingsDep, sessions: SessionsDep, router_: RouterDep,
+                        idempotency_key: IdempotencyKeyHeader = None) -> ResponsePublic:
+    raw = await read_json(request, settings.max_body_bytes)
+    body = FeedbackIn.model_validate(raw)
+    answer, replayed = await run_once(
+        sessions, request_key(request, key, idempotency_key, raw), ResponsePublic,
+        review.feedback, body, router_.bundle.taxonomy, source=key.name[:128] or key.key_id,
+        actor=review.officer_id(key))
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return answer

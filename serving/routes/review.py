@@ -3,7 +3,8 @@
 An officer lists the queue, claims an item (or the most urgent one), saves a draft, submits an
 answer (accept, correct, not a complaint, split) or gives the item back. The store keeps claims
 exclusive and writes every change to the audit log; these handlers only read the request, call
-serving/review.py in a worker thread and return what it gives.
+serving/review.py in a worker thread and return what it gives. Claim-next, draft, submit and
+release take an optional Idempotency-Key: a retry, on any replica, gets the first answer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from fastapi.responses import FileResponse
 
 from serving import review
 from serving.body import read_json
-from serving.deps import OfficerKey, RouterDep, ServicesDep, SessionsDep, SettingsDep
+from serving.deps import (
+    REPLAYED_HEADER,
+    IdempotencyKeyHeader,
+    OfficerKey,
+    RouterDep,
+    ServicesDep,
+    SessionsDep,
+    SettingsDep,
+    request_key,
+)
 from serving.routes import errors, json_body
 from serving.schemas import (
     MAX_LABEL_CHARS,
@@ -28,7 +38,7 @@ from serving.schemas import (
     ReviewItemSummaryPublic,
     ReviewQueuePublic,
 )
-from serving.storage import run
+from serving.storage import run, run_once
 from serving.store.service import MAX_PAGE, QueueFilter
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -85,9 +95,14 @@ async def my_items(key: OfficerKey, sessions: SessionsDep) -> list[ReviewItemSum
 @router.post("/claim-next", summary="Claim the most urgent free item matching the filters",
              description="204 when no item is free.", response_model=ReviewItemSummaryPublic,
              responses={204: {"description": "No free item matches"}, **errors(401, 403, 422, 503)})
-async def claim_next(key: OfficerKey, sessions: SessionsDep,
-                     filters: Filters) -> ReviewItemSummaryPublic | Response:
-    item = await run(sessions, review.claim_next, review.officer_id(key), filters)
+async def claim_next(request: Request, response: Response, key: OfficerKey,
+                     sessions: SessionsDep, filters: Filters,
+                     idempotency_key: IdempotencyKeyHeader = None
+                     ) -> ReviewItemSummaryPublic | Response:
+    item, replayed = await run_once(sessions, request_key(request, key, idempotency_key),
+                                    ReviewItemSummaryPublic, review.claim_next,
+                                    review.officer_id(key), filters)
+    _mark(response, replayed)
     return Response(status_code=204) if item is None else item
 
 
@@ -111,10 +126,16 @@ async def item(item_id: ItemId, key: OfficerKey, sessions: SessionsDep, router_:
             description="Drafts are not checked against the duty list and never become labels.",
             openapi_extra=json_body("ReviewAnswerIn", _ANSWER_EXAMPLES),
             responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
-async def save_draft(item_id: ItemId, request: Request, key: OfficerKey, settings: SettingsDep,
-                     sessions: SessionsDep) -> ResponsePublic:
-    body = ReviewAnswerIn.model_validate(await read_json(request, settings.max_body_bytes))
-    return await run(sessions, review.save_draft, item_id, review.officer_id(key), body)
+async def save_draft(item_id: ItemId, request: Request, response: Response, key: OfficerKey,
+                     settings: SettingsDep, sessions: SessionsDep,
+                     idempotency_key: IdempotencyKeyHeader = None) -> ResponsePublic:
+    raw = await read_json(request, settings.max_body_bytes)
+    body = ReviewAnswerIn.model_validate(raw)
+    answer, replayed = await run_once(sessions, request_key(request, key, idempotency_key, raw),
+                                      ResponsePublic, review.save_draft, item_id,
+                                      review.officer_id(key), body)
+    _mark(response, replayed)
+    return answer
 
 
 @router.post("/items/{item_id}/submit", summary="Submit your answer: the item is done",
@@ -124,18 +145,34 @@ async def save_draft(item_id: ItemId, request: Request, key: OfficerKey, setting
                          "holds the item or it is done.",
              openapi_extra=json_body("ReviewAnswerIn", _ANSWER_EXAMPLES),
              responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
-async def submit(item_id: ItemId, request: Request, key: OfficerKey, settings: SettingsDep,
-                 sessions: SessionsDep, router_: RouterDep) -> ResponsePublic:
-    body = ReviewAnswerIn.model_validate(await read_json(request, settings.max_body_bytes))
-    return await run(sessions, review.submit, item_id, review.officer_id(key), body,
-                            router_.bundle.taxonomy)
+async def submit(item_id: ItemId, request: Request, response: Response, key: OfficerKey,
+                 settings: SettingsDep, sessions: SessionsDep, router_: RouterDep,
+                 idempotency_key: IdempotencyKeyHeader = None) -> ResponsePublic:
+    raw = await read_json(request, settings.max_body_bytes)
+    body = ReviewAnswerIn.model_validate(raw)
+    answer, replayed = await run_once(sessions, request_key(request, key, idempotency_key, raw),
+                                      ResponsePublic, review.submit, item_id,
+                                      review.officer_id(key), body, router_.bundle.taxonomy)
+    _mark(response, replayed)
+    return answer
 
 
 @router.post("/items/{item_id}/release", summary="Give the item back (your draft is discarded)",
              responses=errors(401, 403, 404, 409, 422, 503))
-async def release(item_id: ItemId, key: OfficerKey,
-                  sessions: SessionsDep) -> ReviewItemSummaryPublic:
-    return await run(sessions, review.release, item_id, review.officer_id(key))
+async def release(item_id: ItemId, request: Request, response: Response, key: OfficerKey,
+                  sessions: SessionsDep, idempotency_key: IdempotencyKeyHeader = None
+                  ) -> ReviewItemSummaryPublic:
+    item, replayed = await run_once(sessions, request_key(request, key, idempotency_key),
+                                    ReviewItemSummaryPublic, review.release, item_id,
+                                    review.officer_id(key))
+    _mark(response, replayed)
+    return item
+
+
+def _mark(response: Response, replayed: bool) -> None:
+    """Say when an answer is the stored answer of an earlier request with the same key."""
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
 
 
 @pages.get("/review")

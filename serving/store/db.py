@@ -63,25 +63,36 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+_WRITING = "huying.write_transaction"
+
+
 @contextmanager
 def write_transaction(session: Session) -> Iterator[Session]:
     """One write transaction on `session`: committed if the block ends, rolled back if it raises.
 
     A read-only transaction the session may have open is ended first (committing it expires
     nothing), so the write starts from a fresh snapshot and, on SQLite, takes the write lock first.
+    Inside another write transaction it joins that one: the outer block commits or rolls back
+    both (serving/store/idempotency.py stores an answer with the write it answers).
     """
+    if session.info.get(_WRITING):
+        yield session
+        return
     if session.in_transaction():
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("the session holds unsaved changes made outside the store "
                                "service; write only through serving.store.service")
         session.commit()
     session.connection(execution_options={WRITE_OPTION: True})
+    session.info[_WRITING] = True
     try:
         yield session
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.info.pop(_WRITING, None)
 
 
 def _enable_wal(cursor: Any) -> None:

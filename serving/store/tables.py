@@ -14,6 +14,8 @@ The model's *suggestion* and the officer's *response* are kept apart, as in argi
     responses     what a person said: draft | submitted | discarded; only submitted ones are labels,
                   each with who, when and what the model had said (suggestion + model version)
     audit_log     append-only record of every change; UPDATE and DELETE are refused by triggers
+    idempotency_keys  the answer given to a write sent with an Idempotency-Key, kept a day so a
+                  retry (on any replica) gets that answer instead of a second write
 
 Times are stored in UTC and read back timezone-aware on every backend.
 """
@@ -272,3 +274,17 @@ class AuditLog(Base):
     object_id: Mapped[str] = mapped_column(String(ID))
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]
+
+
+class IdempotencyKey(Base):
+    """The answer to one write sent with an `Idempotency-Key` (serving/store/idempotency.py),
+    stored in the write's own transaction: either both are there or neither."""
+
+    __tablename__ = "idempotency_keys"
+
+    actor: Mapped[str] = mapped_column(String(ID), primary_key=True)  # whose key it is
+    key: Mapped[str] = mapped_column(String(LABEL), primary_key=True)
+    request: Mapped[str] = mapped_column(String(LABEL))  # method and path
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the canonical JSON body
+    answer: Mapped[dict[str, Any] | None]  # the response body (None while being written)
+    created_at: Mapped[datetime] = mapped_column(index=True)

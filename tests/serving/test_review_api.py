@@ -574,3 +574,57 @@ def test_the_officer_page_and_its_files_are_served(client):
         r = client.get(f"/static/{name}")
         assert r.status_code == 200 and kind in r.headers["content-type"], name
     assert "/review" not in client.get("/openapi.json").json()["paths"]
+
+
+# ------------------------------------------------------------------ Idempotency-Key on writes
+
+
+def test_a_retried_submit_gets_the_first_answer(client, headers, db, taxonomy, entries):
+    item = seed(db, taxonomy, entries)[0]
+    sent = {"headers": {**headers["officer"], "Idempotency-Key": "submit-1"},
+            "json": {"kind": "accept"}}
+    first = client.post(f"/v1/review/items/{item}/submit", **sent)
+    assert first.status_code == 200 and "idempotent-replayed" not in first.headers
+    again = client.post(f"/v1/review/items/{item}/submit", **sent)  # not a 409: the same request
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert len(service.submitted_labels(db)) == 1
+    other = client.post(f"/v1/review/items/{item}/submit", headers=sent["headers"],
+                        json={"kind": "not_a_complaint"})
+    assert other.status_code == 422 and error_of(other)["field"] == "Idempotency-Key"
+
+
+def test_a_retried_claim_next_returns_the_same_item(client, headers, db, taxonomy, entries):
+    order = seed(db, taxonomy, entries)
+    sent = {**headers["officer"], "Idempotency-Key": "claim-1"}
+    first = client.post("/v1/review/claim-next", headers=sent)
+    again = client.post("/v1/review/claim-next", headers=sent)
+    assert first.json()["id"] == again.json()["id"] == order[0]
+    mine = client.get("/v1/review/mine", headers=headers["officer"]).json()
+    assert [i["id"] for i in mine] == order[:1]  # one claim, not two
+    # the query string is part of the request
+    r = client.post("/v1/review/claim-next", params={"channel": "12345热线"}, headers=sent)
+    assert r.status_code == 422 and error_of(r)["field"] == "Idempotency-Key"
+
+
+def test_a_retried_feedback_is_one_label(client, headers, db, entries):
+    body = {"complaint_id": "fb-retry", "kind": "correct", "category": entries[0].category,
+            "text": "路灯不亮"}
+    sent = {**headers["intake"], "Idempotency-Key": "fb-1"}
+    answers = [client.post("/v1/feedback", json=body, headers=sent) for _ in range(3)]
+    assert all(r.status_code == 200 for r in answers)
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert len(service.submitted_labels(db)) == 1
+    # another caller's key of the same name is another request
+    r = client.post("/v1/feedback", json=body, headers={**headers["admin"], "Idempotency-Key": "fb-1"})
+    assert r.status_code == 200 and r.json()["id"] != answers[0].json()["id"]
+
+
+@pytest.mark.parametrize("key", ["", "has space", "长", "x" * 256])
+def test_a_bad_idempotency_key_is_422(client, headers, entries, key):
+    body = {"complaint_id": "fb-bad", "kind": "correct", "category": entries[0].category,
+            "text": "路灯不亮"}
+    r = client.post("/v1/feedback", json=body,
+                    headers={**headers["intake"], "Idempotency-Key": key.encode()})
+    assert r.status_code == 422, r.text
+    assert "idempotency" in error_of(r)["field"].lower()

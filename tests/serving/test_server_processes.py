@@ -134,13 +134,28 @@ def test_two_replica_processes_see_each_others_complaints_and_model(
         assert httpx.get(f"{b}/readyz", timeout=5).json()["active_version"] == "tiny-v2"
 
 
+def _until_acked(urls: tuple[str, ...], path: str, **kwargs) -> httpx.Response | None:
+    """POST `path` to each url in turn until one answers 200; None if none did."""
+    for url in urls:
+        try:
+            r = httpx.post(f"{url}{path}", timeout=60, **kwargs)
+        except httpx.HTTPError:
+            continue
+        if r.status_code == 200:
+            return r
+    return None
+
+
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql",
                                                             marks=pytest.mark.postgres)])
 def test_a_replica_killed_mid_stream_loses_nothing_its_clients_retry_on_the_other(
-        backend, request, tmp_path, bundles_dir, key_file, keys, texts, server_process):
-    """kill -9 replica A under four clients registering complaints; each request A did not
-    answer is retried, with the same ids, on B: afterwards every complaint is stored exactly
-    once and every one the clients sent is stored."""
+        backend, request, tmp_path, bundles_dir, key_file, keys, texts, server_process,
+        tiny_bundle):
+    """kill -9 replica A under four clients registering complaints, one sending feedback and
+    one officer claiming and submitting reviews; each request A did not answer is retried on B
+    (registrations with the same ids, the others with the same Idempotency-Key): afterwards
+    every complaint is stored exactly once, every one the clients sent is stored, and every
+    acknowledged feedback and review answer is stored once."""
     import signal
     from contextlib import ExitStack
 
@@ -154,10 +169,13 @@ def test_a_replica_killed_mid_stream_loses_nothing_its_clients_retry_on_the_othe
                 scratch(request.getfixturevalue("postgres_database")))
         (a, process_a), (b, _) = (stack.enter_context(
             server_process(tmp_path, bundles_dir, key_file[0], **env)) for _ in range(2))
+        urls = (a, b, b, b)  # A first; once A is gone, B
         sent: list[str] = []
+        feedback: list[str] = []  # complaint ids whose feedback was acknowledged
+        reviewed: list[int] = []  # review items whose submit was acknowledged
         stop = threading.Event()
 
-        def client(worker: int) -> None:
+        def registrar(worker: int) -> None:
             n = 0
             while not stop.is_set():
                 ids = [f"w{worker}-{n}-{i}" for i in range(4)]
@@ -165,20 +183,42 @@ def test_a_replica_killed_mid_stream_loses_nothing_its_clients_retry_on_the_othe
                 items = [{"id": cid, "text": f"{texts[i % 3]}（第{n}次）"}
                          for i, cid in enumerate(ids)]
                 sent.extend(ids)
-                for url in (a, b, b, b):  # A first; once A is gone, B (a retry is idempotent)
-                    try:
-                        r = _register(url, keys["intake"], items)
-                    except httpx.HTTPError:
-                        continue
-                    if r.status_code == 200 and all(
-                            x["error"] is None or x["error"]["code"] == "already_registered"
-                            for x in r.json()["results"]):
-                        break
-                else:
-                    raise AssertionError(f"{ids} were never registered")
+                r = _until_acked(urls, "/v1/complaints", json={"complaints": items},
+                                 headers={"Authorization": f"Bearer {keys['intake']}"})
+                assert r is not None and all(
+                    x["error"] is None or x["error"]["code"] == "already_registered"
+                    for x in r.json()["results"]), f"{ids} were never registered"
 
-        with ThreadPoolExecutor(4) as pool:
-            futures = [pool.submit(client, w) for w in range(4)]
+        def feedback_client() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                body = {"complaint_id": f"fb-{n}", "kind": "correct", "text": texts[n % 3],
+                        "category": tiny_bundle.taxonomy.categories[n % 2]}
+                r = _until_acked(urls, "/v1/feedback", json=body, headers={
+                    "Authorization": f"Bearer {keys['intake']}", "Idempotency-Key": f"fb-{n}"})
+                assert r is not None, f"feedback {n} was never acknowledged"
+                feedback.append(body["complaint_id"])
+
+        def officer() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                auth = {"Authorization": f"Bearer {keys['officer']}"}
+                claimed = _until_acked(urls, "/v1/review/claim-next",
+                                       headers={**auth, "Idempotency-Key": f"claim-{n}"})
+                if claimed is None:  # 204 everywhere: nothing queued yet
+                    time.sleep(0.1)
+                    continue
+                item = claimed.json()["id"]
+                r = _until_acked(urls, f"/v1/review/items/{item}/submit", json={"kind": "accept"},
+                                 headers={**auth, "Idempotency-Key": f"submit-{item}"})
+                assert r is not None, f"the answer to item {item} was never acknowledged"
+                reviewed.append(item)
+
+        with ThreadPoolExecutor(6) as pool:
+            futures = [pool.submit(registrar, w) for w in range(4)]
+            futures += [pool.submit(feedback_client), pool.submit(officer)]
             time.sleep(3)
             process_a.send_signal(signal.SIGKILL)
             time.sleep(3)
@@ -189,7 +229,14 @@ def test_a_replica_killed_mid_stream_loses_nothing_its_clients_retry_on_the_othe
         engine = create_engine(url)
         with engine.connect() as c:
             stored = list(c.execute(text("SELECT id FROM complaints")).scalars())
+            labels = list(c.execute(text(
+                "SELECT complaint_id FROM responses WHERE source <> 'review'")).scalars())
+            answers = list(c.execute(text(
+                "SELECT review_item_id FROM responses WHERE status = 'submitted' "
+                "AND source = 'review'")).scalars())
         engine.dispose()
     assert len(sent) > 16
     assert len(stored) == len(set(stored))  # once
     assert set(sent) <= set(stored)  # and every one the clients sent
+    assert feedback and sorted(labels) == sorted(feedback)
+    assert reviewed and sorted(answers) == sorted(reviewed)

@@ -93,7 +93,7 @@ def _empty_postgres(engine: Engine) -> None:
     with engine.begin() as c:
         c.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
         for table in ("audit_log", "responses", "review_items", "routing_log", "case_events",
-                      "complaints", "hot_issues", "warnings"):
+                      "complaints", "hot_issues", "warnings", "idempotency_keys"):
             c.execute(text(f"DELETE FROM {table}"))
         c.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
 
