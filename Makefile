@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch pulled in by another package is a multi-GB CUDA build
 	$(PIP) install --quiet torch==$(TORCH_VERSION) $(TORCH_INDEX)
-	$(PIP) install --quiet -e '.[train,dev]'
+	$(PIP) install --quiet -e '.[train,dev,bulk]'
 	touch $@
 
 install: $(VENV)/.installed

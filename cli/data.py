@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -183,16 +184,43 @@ def _source_file(folder: Path, name: str) -> Path:
                     "haikou12345/ and teddy2020c/, e.g. --shared ../shared/data")
 
 
+class Engine(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
 @app.command()
 @domain_errors
 def predict(
-    input_jsonl: Annotated[Path, typer.Argument(help="JSONL with a `text` field per row.")],
+    input_jsonl: Annotated[Path, typer.Argument(help="JSONL with a `text` field per row (with "
+                                                "--engine ray also a folder of *.jsonl / "
+                                                "*.jsonl.gz shards, or a glob).")],
     model_dir: Annotated[Path, typer.Option("--model", help="A bundle directory.")],
     output: Annotated[Path, typer.Option(help="Where to write one routing per row (JSONL).")],
     batch_size: Annotated[int, typer.Option(min=1, max=1024)] = 32,
+    engine: Annotated[Engine, typer.Option(help="local: this process; ray: Ray Data workers "
+                                                "(the bulk extra).")] = Engine.local,
+    workers: Annotated[int | None, typer.Option(min=1, max=1024, show_default=False,
+                                                help="Ray workers, one model each (default: "
+                                                     "one per CPU).")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="An existing Ray cluster, e.g. "
+                                                         "10.0.0.5:6379 or auto (default: a "
+                                                         "local Ray).")] = None,
 ) -> None:
     """Route every row of a JSONL file; output rows keep the input order (and `id` if given)."""
     from tqdm import tqdm
+
+    if engine is Engine.local and (workers is not None or ray_address is not None):
+        raise typer.BadParameter("--workers and --ray-address need --engine ray",
+                                 param_hint="--engine")
+    if engine is Engine.ray:
+        from training.bulk import route_files
+
+        with tqdm(unit="text") as bar:
+            result = route_files(input_jsonl, model_dir, output, batch_size=batch_size,
+                                 workers=workers, address=ray_address, progress=bar.update)
+        typer.echo(f"{result.rows} routings written to {output} (ray, {result.workers} workers)")
+        return
 
     from model.router import Router
 
@@ -211,22 +239,16 @@ def predict(
 
 
 def _read_text_rows(path: Path) -> list[dict[str, Any]]:
+    from training.bulk import text_row
+
     if not path.is_file():
         raise DataError(f"{path} does not exist; pass a JSONL file with a `text` field per row")
-    rows = []
-    with open(path, encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str) \
-                    or not row["text"].strip():
-                raise DataError(f"{path}:{n}: each row needs a non-empty string field `text`")
-            rows.append(row)
-    return rows
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            rows = [text_row(line, f"{path}:{n}") for n, line in enumerate(f, 1)]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 ({exc.reason})") from exc
+    return [row for row in rows if row is not None]
 
 
 @app.command()

@@ -150,10 +150,11 @@ def test_predict_routes_every_row_in_order(tiny_bundle, tmp_path):
 @pytest.mark.parametrize("content, message", [
     ('{"id": 1}\n', "non-empty string field `text`"),
     ('{"text": "路灯不亮"}\nnot json\n', ":2: not valid JSON"),
+    ('{"text": "路灯不亮"}\n'.encode("gbk"), "not UTF-8"),
 ])
 def test_predict_refuses_bad_rows_and_writes_nothing(tiny_bundle, tmp_path, content, message):
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    source.write_text(content, encoding="utf-8")
+    source.write_bytes(content if isinstance(content, bytes) else content.encode())
     result = runner.invoke(app, ["predict", str(source), "--model", str(tiny_bundle.path),
                                  "--output", str(out)])
     assert result.exit_code == 2
