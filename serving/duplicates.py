@@ -109,6 +109,7 @@ class DuplicateService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_build: dict[str, Any] = {}
+        self._save_error: str | None = None  # why the last save failed (a full disk); retried
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -163,7 +164,7 @@ class DuplicateService:
                     "size": 0 if index is None else len(index), "ready": self.ready,
                     "thresholds": None if self._thresholds is None else vars(self._thresholds),
                     "error": None if self._build_error is None else self._build_error[1],
-                    "last_build": self.last_build.get("how")}
+                    "last_build": self.last_build.get("how"), "save_error": self._save_error}
 
     def __contains__(self, complaint_id: object) -> bool:
         index = self._index
@@ -277,15 +278,28 @@ class DuplicateService:
             if index is None or not self._dirty:
                 return None
             self._dirty = False
+        return self.index_root / index.model_version if self._save(index) else None
+
+    def _save(self, index: SimilarityIndex) -> bool:
+        """Write `index` to index_root/<version>/. A failure (a full disk, a read-only folder) is
+        logged and reported in status(), and the index marked unsaved: it keeps serving from
+        memory, the store still holds every complaint, and the save is retried."""
         directory = self.index_root / index.model_version
         try:
             index.save(directory)
-        except Exception:
-            log.exception("saving the similarity index to %s failed; retrying later", directory)
+        except Exception as exc:
+            first = log.exception if self._save_error is None else log.warning  # once per outage
+            first("saving the similarity index to %s failed (%s); it keeps serving from memory "
+                  "and the save is retried", directory, exc)
             with self._lock:
                 self._dirty = True
-            return None
-        return directory
+                self._save_error = f"{type(exc).__name__}: {exc}"
+            return False
+        with self._lock:
+            if self._save_error is not None:
+                log.info("the similarity index is saved to %s again", directory)
+            self._save_error = None
+        return True
 
     # -- building --------------------------------------------------------------------------------
     def follow(self) -> tuple[int, int]:
@@ -362,11 +376,12 @@ class DuplicateService:
                 index = SimilarityIndex(_dim(router), version, lexical=router.lexical)
                 self._embed_into(index, router, [entry_of(r) for r in rows])
             index.pair_model = pair_model_of(router)
-            # saved before it is swapped in: "ready" means on disk too (later writes debounce)
-            index.save(self.index_root / version)
+            # saved before it is swapped in, so "ready" means on disk too (later writes
+            # debounce); a save that fails does not keep the replica from serving
+            saved = self._save(index)
             self.last_build = {"model_version": version, "how": how, "size": len(index),
                                "seconds": round(time.perf_counter() - started, 3)}
-            self._swap_in(index, router)
+            self._swap_in(index, router, saved=saved)
             with self._lock:
                 self._seen, self._gaps = max(self._seen, seen), {}
         except _Cancelled:
@@ -409,7 +424,7 @@ class DuplicateService:
             chunk = entries[start:start + EMBED_BATCH]
             _add_to(index, chunk, self._vectors(chunk, index.model_version, router))
 
-    def _swap_in(self, index: SimilarityIndex, router: Router) -> None:
+    def _swap_in(self, index: SimilarityIndex, router: Router, *, saved: bool) -> None:
         """Replay the writes made during the build, then make `index` the current one."""
         done = 0
         while True:
@@ -417,7 +432,8 @@ class DuplicateService:
                 journal = self._journal or []
                 if len(journal) - done <= _REPLAY_UNDER_LOCK:
                     self._replay(index, router, journal[done:])
-                    self._dirty = bool(journal)  # the saved copy lacks the replayed writes
+                    # the saved copy (if any) lacks the replayed writes
+                    self._dirty = bool(journal) or not saved
                     self._index, self._router, self._journal = index, router, None
                     # writes that failed on the old index are in the store read or the journal
                     self._needs_rebuild = False

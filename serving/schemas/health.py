@@ -25,6 +25,9 @@ class SimilarityIndexPublic(BaseModel):
     last_build: str | None = Field(default=None, description=(
         "how the index in use was made: loaded from its saved copy (+ what the store added), or "
         "rebuilt from the store and why (no saved copy, unusable, holding removed complaints)"))
+    save_error: str | None = Field(default=None, description=(
+        "why the last save of the index to disk failed (e.g. the disk is full): it serves from "
+        "memory, the save is retried, and a restart rebuilds what was not saved from the store"))
 
     @classmethod
     def of(cls, status: Mapping[str, Any]) -> SimilarityIndexPublic:
@@ -32,6 +35,7 @@ class SimilarityIndexPublic(BaseModel):
         rebuilding = not status["ready"] and status["model_version"] is not None
         return cls(ready=status["ready"], model_version=status["model_version"],
                    size=status["size"], error=status["error"], last_build=status.get("last_build"),
+                   save_error=status.get("save_error"),
                    rebuilding_for=status["serving_version"] if rebuilding else None)
 
 

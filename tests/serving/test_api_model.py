@@ -58,7 +58,8 @@ def test_health_and_readiness(client):
 def _index(version: str | None, *, size: int = 0, ready: bool = True,
            rebuilding_for: str | None = None, error: str | None = None) -> dict:
     return {"ready": ready, "model_version": version, "size": size,
-            "rebuilding_for": rebuilding_for, "error": error, "last_build": ANY}
+            "rebuilding_for": rebuilding_for, "error": error, "last_build": ANY,
+            "save_error": None}
 
 
 @contextmanager

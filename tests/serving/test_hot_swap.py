@@ -200,4 +200,4 @@ def test_an_unready_server_becomes_ready_by_a_swap(settings, headers, bundles_di
 
 def _ready_index(version: str, size: int = 0) -> dict:
     return {"ready": True, "model_version": version, "size": size, "rebuilding_for": None,
-            "error": None, "last_build": ANY}
+            "error": None, "last_build": ANY, "save_error": None}

@@ -240,3 +240,88 @@ def test_a_replica_killed_mid_stream_loses_nothing_its_clients_retry_on_the_othe
     assert set(sent) <= set(stored)  # and every one the clients sent
     assert feedback and sorted(labels) == sorted(feedback)
     assert reviewed and sorted(answers) == sorted(reviewed)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs mounted at tmp_path/full-disk and filled to the last byte (ENOSPC for any
+    write); `full_disk.free()` deletes the filler. Mounting needs root."""
+    import errno
+    import os
+    import subprocess
+
+    mount = tmp_path / "full-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = f"cannot mount a small tmpfs to fill ({done.stderr.strip()}); run as root"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so the full-disk test must run)")
+        pytest.skip(reason)
+
+    class Disk:
+        path = mount / "index"
+        filler = mount / "filler"
+
+        def free(self) -> None:
+            self.filler.unlink()
+
+    Disk.path.mkdir()
+    try:
+        with open(Disk.filler, "wb") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    try:
+        yield Disk()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_index_disk_keeps_the_replica_serving_and_a_restart_rebuilds_from_the_store(
+        tmp_path, bundles_dir, key_file, keys, texts, server_process, full_disk):
+    """The index folder's disk is full: the replica still gets ready, registers and finds
+    repeats from memory, and /readyz says the save failed; killed and restarted on the still
+    full disk it rebuilds the index from the store; once there is space the save succeeds."""
+    import signal
+
+    env = {"HUYING_INDEX_DIR": str(full_disk.path), "HUYING_INDEX_SAVE_INTERVAL_S": "0.5"}
+    auth = {"Authorization": f"Bearer {keys['officer']}"}
+
+    def index_status(url: str) -> dict:
+        return httpx.get(f"{url}/readyz", timeout=5).json()["similarity_index"]
+
+    def similar(url: str) -> list[str]:
+        r = httpx.get(f"{url}/v1/complaints/f1/similar", headers=auth, timeout=30)
+        assert r.status_code == 200, r.text
+        return [d["id"] for d in r.json()["duplicates"]]
+
+    with server_process(tmp_path, bundles_dir, key_file[0], **env) as (url, process):
+        status = index_status(url)
+        assert status["ready"] and "No space left" in status["save_error"], status
+        items = [{"id": "f1", "text": texts[2]}, {"id": "f2", "text": f"{texts[2]}，请尽快修"}]
+        r = _register(url, keys["intake"], items)
+        assert r.status_code == 200 and all(x["error"] is None for x in r.json()["results"])
+        before = similar(url)
+        assert "f2" in before
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    assert not (full_disk.path / "tiny-v1" / "index.npz").exists()
+    with server_process(tmp_path, bundles_dir, key_file[0], **env) as (url, process):
+        status = index_status(url)
+        assert status["last_build"] == "rebuilt (no saved index)" and status["size"] == 2, status
+        assert similar(url) == before
+        full_disk.free()
+        deadline = time.monotonic() + 10
+        while index_status(url)["save_error"] is not None:
+            assert time.monotonic() < deadline, "the save was not retried once there was space"
+            time.sleep(0.2)
+        assert (full_disk.path / "tiny-v1" / "index.npz").is_file()
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    with server_process(tmp_path, bundles_dir, key_file[0], **env) as (url, _):
+        assert index_status(url)["last_build"].startswith("loaded from")
+        assert similar(url) == before
