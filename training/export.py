@@ -3,6 +3,7 @@ and gate both steps: fp32 ONNX must match torch, int8 must not lose accuracy on 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,9 @@ def quantize_int8(src: Path, dst: Path) -> None:
         DefaultWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,
     )
+
+    # the quantizer logs every node it skips (hundreds of lines in the `make serve` output)
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
 
     config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4,
                                           bits=8)
