@@ -13,12 +13,13 @@ import pytest
 
 from training.duplicates import (
     ap_difference,
-    best_f1_threshold,
     cross_fitted,
     evaluate_bundle,
     evaluate_pairs,
+    precision_threshold,
     recall_floor,
     render_table,
+    wilson_lower_bound,
 )
 from training.pairs import Pair, build_pairs, read_pairs, split_by_time, write_pairs
 
@@ -147,11 +148,26 @@ def test_pairs_round_trip_through_jsonl(sources, tmp_path):
 def test_threshold_helpers_on_a_small_example():
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
     labels = np.array([1, 1, 0, 1, 0, 0])
-    # F1 at >=0.8: 2/3 recall, precision 1 → 0.8; at >=0.6: P 3/4, R 1 → 0.857 (best), and
-    # the threshold sits halfway to the next lower score
-    assert best_f1_threshold(scores, labels) == pytest.approx(0.55)
     assert recall_floor(scores, labels, 0.6) == pytest.approx(0.8)
     assert recall_floor(scores, labels, 1.0) == pytest.approx(0.6)
+
+
+def test_wilson_lower_bound_grows_with_the_evidence():
+    bound = wilson_lower_bound(np.array([5, 50, 500, 46]), np.array([5, 50, 500, 50]))
+    assert bound[0] < bound[1] < bound[2] < 1  # all hits: more pairs, more confidence
+    assert bound[0] == pytest.approx(5 / (5 + 1.645 ** 2))  # k = n: n / (n + z²)
+    assert bound[3] < 0.9 < 46 / 50  # 92% measured is not 90% with confidence
+
+
+def test_precision_threshold_asks_for_confidence_not_a_point_estimate():
+    """40 hits, two misses, 8 more hits: the top 50 measure 0.96 precision and the best F1, but
+    only the top 40 show 0.9 with 95% confidence, so the cut stays above the misses; where no
+    cut shows it, the cut with the highest lower bound is taken."""
+    labels = np.array([1] * 40 + [0, 0] + [1] * 8 + [0] * 50)
+    scores = np.linspace(1, 0, len(labels))
+    assert (scores >= precision_threshold(scores, labels, 0.9)).sum() == 40
+    few = np.array([1, 1, 1, 0, 0, 0])
+    assert (scores[:6] >= precision_threshold(scores[:6], few, 0.9)).sum() == 3
 
 
 def test_cross_fitted_scores_do_not_see_their_own_label():
