@@ -68,6 +68,22 @@ def batch_dependence(engine: Engine, tokens: list[list[int]], pad: int, n: int =
     return worst
 
 
+def served_accuracy(bundle: Path, onnx_path: Path, records: list, heads: list[str]  # type: ignore[type-arg]
+                    ) -> dict[str, float]:
+    """Per-head accuracy of the served Router (n-gram fusion, calibration, hierarchy decoding)
+    with `onnx_path` as its encoder, one text at a time."""
+    import onnxruntime as ort
+
+    from model.router import Router
+
+    router = Router.load(bundle, batch_size=1)
+    router._session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    routings = router.route([r.text for r in records])
+    return {h: float(np.mean([x.heads[h].label == r.labels[h] for x, r in
+                              zip(routings, records, strict=True) if h in r.labels]))
+            for h in heads}
+
+
 def build(fp32: Path, tmp: Path, calibration: list[list[int]], pad: int) -> dict[str, Path]:
     import onnx
     from onnxruntime.quantization import (
@@ -127,6 +143,17 @@ def build(fp32: Path, tmp: Path, calibration: list[list[int]], pad: int) -> dict
     quantize_dynamic(str(fp32), str(tmp / "dynamic_ffn.onnx"), weight_type=QuantType.QInt8,
                      op_types_to_quantize=["MatMul"], nodes_to_exclude=ffn_out)
     out[f"dynamic int8, {len(ffn_out)} FFN outputs fp32"] = tmp / "dynamic_ffn.onnx"
+    # one scale per output channel of each weight instead of one per matrix
+    quantize_dynamic(str(fp32), str(tmp / "dynamic_pc.onnx"), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"], per_channel=True)
+    out["dynamic int8 per-channel"] = tmp / "dynamic_pc.onnx"
+    quantize_dynamic(str(fp32), str(tmp / "dynamic_pc_ffn.onnx"), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"], nodes_to_exclude=ffn_out, per_channel=True)
+    out[f"dynamic int8 per-channel, {len(ffn_out)} FFN outputs fp32"] = tmp / "dynamic_pc_ffn.onnx"
+    quantize_dynamic(str(fused), str(tmp / "fused_dynamic_pc.onnx"), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"], per_channel=True,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    out["fused + dynamic int8 per-channel"] = tmp / "fused_dynamic_pc.onnx"
     return out
 
 
@@ -135,6 +162,8 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--dataset", type=Path, default=Path("data/datasets/haikou12345.yaml"))
     parser.add_argument("--texts", type=int, default=512)
+    parser.add_argument("--bundle", type=Path, help="the run's bundle: adds the served Router's "
+                        "accuracy per head with each engine (one text at a time)")
     args = parser.parse_args()
     model, tokenizer, config = load_torch(args.run / "torch.pt")
     heads = list(model.heads.keys())
@@ -161,7 +190,8 @@ def main() -> None:
         print(f"{len(tokens)} dev texts, max_length {config.max_length}, torch threads "
               f"{torch.get_num_threads()}")
         print("| engine | texts/s b32 | × torch b32 | texts/s b1 | × torch b32 | alone vs batch max "
-              "|Δlogit| | " + " | ".join(f"{h} acc b32 / b1 / = fp32" for h in heads) + " |")
+              "|Δlogit| | " + " | ".join(f"{h} acc b32 / b1 / = fp32" for h in heads)
+              + (" | served b1: " + " / ".join(heads) if args.bundle else "") + " |")
         for name, engine in engines.items():
             speed = texts_per_s(engine, tokens, pad, 32)
             speed1 = texts_per_s(engine, tokens[:128], pad, 1)
@@ -174,6 +204,11 @@ def main() -> None:
                 cells.append(f"{acc[0]:.3f} / {acc[1]:.3f} / "
                              f"{float((a.argmax(1) == r.argmax(1)).mean()):.3f}")
             dep = batch_dependence(engine, tokens, pad)
+            if args.bundle and name in paths:
+                served = served_accuracy(args.bundle, paths[name], dev, heads)
+                cells.append(" / ".join(f"{served[h]:.3f}" for h in heads))
+            elif args.bundle:
+                cells.append("")
             print(f"| {name} | {speed:.1f} | {speed / base:.2f} | {speed1:.1f} | "
                   f"{speed1 / base:.2f} | {dep:.1e} | " + " | ".join(cells) + " |", flush=True)
 
