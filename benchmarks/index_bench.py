@@ -306,6 +306,7 @@ def run_size(n, args, seed_vectors, seed_texts=None) -> list[dict]:
             for i in range(nqs):
                 if lexical is not None:
                     lexical.vector.cache_clear()  # every candidate's vector computed: worst case
+                    lexical.rare_trigrams.cache_clear()
                 t = time.perf_counter()
                 res = index.search(q[i : i + 1], hashes[i : i + 1], k=10,
                                    texts=q_texts and q_texts[i : i + 1], **kwargs,

@@ -119,12 +119,12 @@ def router_score(router: Any, reports: Sequence[Report]) -> tuple[Score, float]:
         cosines = vectors[[row[e.id] for e in earlier]] @ vectors[row[report.id]]
         out = np.zeros(len(earlier))
         near = np.argsort(-cosines, kind="stable")[:CANDIDATES]
-        lexical = [router.lexical.cosine(report.text, earlier[j].text) for j in near]
         if model is None:
-            out[near] = blend(cosines[near], np.array(lexical))
+            out[near] = blend(cosines[near], np.array(
+                [router.lexical.cosine(report.text, earlier[j].text) for j in near]))
         else:
             days = [(report.time - earlier[j].time).total_seconds() / 86400 for j in near]
-            out[near] = model.score(cosines[near], lexical, report.text,
+            out[near] = model.score(cosines[near], router.lexical, report.text,
                                     [earlier[j].text for j in near], days)
         return out.tolist()
 

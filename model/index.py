@@ -286,12 +286,11 @@ class SimilarityIndex:
         scores = np.minimum(sims[keep].astype(np.float64), 1.0)
         if self.lexical is not None and text is not None and ids:
             others = [self._text(i) for i in ids]
-            lexical = self.lexical.cosines(text, others)
             if self.pair_model is not None and at is not None:
                 days = [(self._time(i) - at) / 86400 for i in ids]
-                scores = self.pair_model.score(scores, lexical, text, others, days)
+                scores = self.pair_model.score(scores, self.lexical, text, others, days)
             else:
-                scores = blend(scores, lexical)
+                scores = blend(scores, self.lexical.cosines(text, others))
             order = np.argsort(-scores, kind="stable")
             ids, scores = [ids[i] for i in order], scores[order]
         return [Match(i, float(s), False) for i, s in zip(ids, scores, strict=True)]

@@ -28,6 +28,10 @@ from model.normalize import normalize_text
 
 NGRAMS = (1, 3)
 MIN_DF = 2  # rarer n-grams are not stored: they get the weight of an unseen one, nearly the same
+# A trigram in at most this share of the training texts is rare: it names something. Chosen on
+# the earlier hard pairs' cross-fitted AP among 1-, 2- and 3-grams, all or only those in at most
+# 1% or 0.1% of the texts (README).
+RARE_SHARE = 0.01
 EMBEDDING_WEIGHT = 0.5  # the served similarity: 0.5 * embedding cosine + 0.5 * lexical cosine
 # Vectors of recently seen texts: a window's candidates recur from query to query. A vector of
 # a median complaint (40 characters, ~115 n-grams) takes ~14 KB as a dict: 4096 cost ~60 MB.
@@ -49,6 +53,7 @@ class Lexical:
         self._idf = {g: math.log((1 + documents) / (1 + d)) + 1 for g, d in self.df.items()}
         self._unseen = math.log(1 + documents) + 1
         self.vector = functools.lru_cache(maxsize=_CACHE)(self._vector)
+        self.rare_trigrams = functools.lru_cache(maxsize=_CACHE)(self._rare_trigrams)
 
     @classmethod
     def fit(cls, texts: Iterable[str], min_df: int = MIN_DF) -> Lexical:
@@ -86,6 +91,22 @@ class Lexical:
     def cosines(self, query: str, others: Sequence[str]) -> np.ndarray:
         q = self.vector(query)
         return np.array([dot(q, self.vector(o)) for o in others], dtype=np.float32)
+
+    def _rare_trigrams(self, normalised: str) -> frozenset[str]:
+        rare = RARE_SHARE * self.documents
+        return frozenset(g for g in char_ngrams(normalised)
+                         if len(g) == 3 and self.df.get(g, 0) <= rare)
+
+    def shared_information(self, a: str, b: str) -> float:
+        """log(1 + the summed IDF of the rare char trigrams two normalised texts share).
+
+        Cosines are relative: two one-line enquiries ("美兰机场电话", "美兰机场电话的问题") are as
+        close as two copies of a long report, but only the copies share much that is rare — a
+        name, an address, a sentence. Unlike length, this counts only what both texts say; but two
+        long complaints of one genre share much too, so the pair model must be fitted with such
+        negatives (model/pair_model.py)."""
+        shared = self.rare_trigrams(a) & self.rare_trigrams(b)
+        return math.log1p(sum(self._idf.get(g, self._unseen) for g in shared))
 
 
 def dot(a: Vector, b: Vector) -> float:

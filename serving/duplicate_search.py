@@ -90,13 +90,12 @@ def _earlier_in_batch(queries: Sequence[Query], texts: Sequence[str],
         exact = other.text_hash == query.text_hash
         similarity = min(float(np.dot(vector, other_vector)), 1.0)
         if index.lexical is not None:
-            lexical = index.lexical.cosine(texts[q], texts[j])
             if index.pair_model is not None:
                 days = (other.time - query.time).total_seconds() / 86400
-                similarity = float(index.pair_model.score([similarity], [lexical], texts[q],
+                similarity = float(index.pair_model.score([similarity], index.lexical, texts[q],
                                                           [texts[j]], [days])[0])
             else:
-                similarity = blend(similarity, lexical)
+                similarity = blend(similarity, index.lexical.cosine(texts[q], texts[j]))
         found.append((other.id, 1.0 if exact else similarity, exact))
     return found
 

@@ -103,10 +103,10 @@ def evaluate_pairs(pairs: Sequence[Pair], embed_fn: EmbedFn, lexical: Lexical | 
             blend(embedding(rows), lexical_cosine(rows)))
 
     def features(rows: Sequence[Pair]) -> np.ndarray:
-        return np.array([pair_features(e, lc, normalised[position[p.a_text]],
+        assert lexical is not None
+        return np.array([pair_features(e, lexical, normalised[position[p.a_text]],
                                        normalised[position[p.b_text]], p.days_apart or 0.0)
-                         for p, e, lc in zip(rows, embedding(rows), lexical_cosine(rows),
-                                             strict=True)])
+                         for p, e in zip(rows, embedding(rows), strict=True)])
 
     members = [set(subset) for subset in judged_on]
     scorers: dict[str, Callable[[Sequence[Pair]], np.ndarray]] = {"served": blended}

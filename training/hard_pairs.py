@@ -15,6 +15,13 @@ hash; since the hash folds punctuation, 19 pairs of the set are now such exact r
 * **Teddy Cup 2020 C** (`messages-unlabelled-fj3`, 4,306 messages): pairs of messages within 30
   days of each other, title + body, in the same bands, 30 per band.
 
+* **Grouping links** (Teddy, 75 pairs, `drawn` says which): the links `huying hot-issues` made
+  on the 4,306 messages (each report and the member of the issue it joined), 40 drawn at random
+  (`random.Random(0)`) from the links of a pair model with shared rare trigrams that chained
+  unrelated complaints, and 40 from those of the eight-feature model then served (5 were in the
+  set already). They bring what the candidates lack: long same-period complaints of one genre
+  (housing, schools) that are different events.
+
 Each pair was then read and labelled `same_event` (the same real-world event: the same site,
 shop, road, company or person's case), `same_type` (the same kind of problem, elsewhere or
 another case) or `unrelated`, with a one-line reason. Only ids, labels and reasons are kept in

@@ -478,7 +478,7 @@ def test_a_bundle_with_a_pair_model_serves_its_probability_as_the_score(dup_sett
                                                                         headers):
     from model.pair_model import PairModel
 
-    model = PairModel((4.0, 4.0, 3.0, -3.0, 1.0, -3.0, -0.5, 0.5), intercept=-5.0)
+    model = PairModel((4.0, 4.0, 0.3, 3.0, -3.0, 1.0, -3.0, -0.5, 0.5), intercept=-5.0)
     bundle = bundles_dir / "tiny-v1"
     (bundle / "duplicates.json").write_text(json.dumps(
         {"same_event": 0.5, "floor": 0.001, "pair_model": model.to_dict()}), encoding="utf-8")
@@ -486,7 +486,7 @@ def test_a_bundle_with_a_pair_model_serves_its_probability_as_the_score(dup_sett
     a, b = normalize_text(ORIGINAL), normalize_text(PARAPHRASE)
     ea, eb = router.embed([ORIGINAL, PARAPHRASE])
     cosine = float(ea @ eb / (np.linalg.norm(ea) * np.linalg.norm(eb)))
-    expected = float(model.score([cosine], [router.lexical.cosine(a, b)], b, [a], [-1.0])[0])
+    expected = float(model.score([cosine], router.lexical, b, [a], [-1.0])[0])
     settings = dup_settings(duplicate_threshold=None, duplicate_floor=None)
     with TestClient(create_app(settings)) as c:
         _register(c, headers, _c("p1", ORIGINAL, received_at="2018-04-08T09:00:00+08:00"))
@@ -498,3 +498,24 @@ def test_a_bundle_with_a_pair_model_serves_its_probability_as_the_score(dup_sett
     assert found["same_event"] == (expected >= 0.5) and not found["exact"]
     # only punctuation apart from p2, earlier in the same request: an exact repeat
     assert [d["id"] for d in results[1]["duplicates"] if d["exact"]] == ["p2"]
+
+
+def test_a_pair_model_of_other_features_falls_back_to_the_blend_and_its_defaults(bundles_dir):
+    """A bundle fitted before the pair model's features changed: scored by the blend, with the
+    blend's default thresholds (the bundle's are on the old model's scale), not refused."""
+    from serving.duplicate_policy import (
+        DEFAULT_SAME_EVENT,
+        DuplicatePolicy,
+        pair_model_of,
+        thresholds_for,
+    )
+
+    bundle = bundles_dir / "tiny-v1"
+    old = {"features": ["embedding_cosine", "lexical_cosine"], "coefficients": [1.0, 1.0],
+           "intercept": 0.0}
+    (bundle / "duplicates.json").write_text(json.dumps(
+        {"same_event": 0.83, "floor": 0.5, "pair_model": old}), encoding="utf-8")
+    router = Router.load(bundle)
+    assert pair_model_of(router) is None
+    thresholds = thresholds_for(router, DuplicatePolicy())
+    assert (thresholds.same_event, thresholds.source) == (DEFAULT_SAME_EVENT, "default")

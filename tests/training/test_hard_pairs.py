@@ -17,7 +17,9 @@ def test_the_committed_set_is_well_formed():
     assert len({r["pair_id"] for r in rows}) == len(rows)
     assert all(r["label"] in LABELS and r["reason"].strip() for r in rows)
     assert {r["source"] for r in rows} == {"haikou12345", "teddy2020c"}
-    assert all(set(r) == {"pair_id", "source", "a", "b", "label", "reason"} for r in rows)
+    assert len({(r["source"], frozenset((r["a"], r["b"]))) for r in rows}) == len(rows)
+    keys = {"pair_id", "source", "a", "b", "label", "reason"}
+    assert all(set(r) in (keys, keys | {"drawn"}) for r in rows)  # `drawn`: the grouping links
 
 
 def test_every_haikou_pair_joins_the_vendored_tickets_and_halves_split_by_time():
@@ -38,6 +40,21 @@ def test_with_the_shared_data_every_pair_joins():
     from training.pairs import default_sources
 
     assert len(load_hard_pairs(PATH, *default_sources())) == len(PATH.read_text().splitlines())
+
+
+@pytest.mark.skipif(not (SHARED / "teddy2020c").is_dir(), reason="needs ../shared/data (Teddy)")
+def test_the_hot_issue_links_read_are_teddy_messages_outside_the_set():
+    from training.hard_pairs import items
+    from training.pairs import default_sources
+
+    haikou, teddy = default_sources()
+    ids = {i.id for i in items(haikou, teddy)["teddy2020c"]}
+    links = [json.loads(line) for line in (PATH.parent / "hot-issue-links-read.jsonl")
+             .read_text(encoding="utf-8").splitlines()]
+    in_set = {frozenset((r["a"], r["b"])) for r in map(json.loads, PATH.read_text().splitlines())}
+    assert len(links) == 40 and all(r["a"] in ids and r["b"] in ids for r in links)
+    assert all(r["label"] in LABELS and r["reason"].strip() for r in links)
+    assert all((frozenset((r["a"], r["b"])) in in_set) == ("note" in r) for r in links)
 
 
 def test_a_bad_label_is_refused(tmp_path):
