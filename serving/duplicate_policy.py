@@ -53,7 +53,7 @@ def thresholds_for(router: Router | None, policy: DuplicatePolicy) -> Thresholds
     (from settings) where set, else the bundle's duplicates.json, else the defaults above."""
     same, floor, source = DEFAULT_SAME_EVENT, DEFAULT_FLOOR, "default"
     record = None if router is None else router.bundle.duplicate_thresholds()
-    if record is not None and "pair_model" in record and pair_model_of(router) is None:
+    if router is not None and record and "pair_model" in record and pair_model_of(router) is None:
         record = None  # its thresholds are on the unusable pair model's scale, not the blend's
     if record is not None:
         try:

@@ -32,6 +32,23 @@ def test_a_head_without_labels_in_the_batch_gets_no_gradient():
     assert dept.weight.grad is not None and dept.weight.grad.abs().sum() > 0
 
 
+def test_the_rdrop_penalty_is_a_symmetric_divergence_zero_only_for_equal_predictions():
+    a = {"category": torch.randn(4, 3), "department": torch.randn(4, 5)}
+    b = {h: v + torch.randn_like(v) for h, v in a.items()}
+    assert ft.rdrop_penalty(a, a).item() == pytest.approx(0.0, abs=1e-6)
+    assert ft.rdrop_penalty(a, b).item() > 0
+    assert torch.isclose(ft.rdrop_penalty(a, b), ft.rdrop_penalty(b, a))
+
+
+def test_with_rdrop_training_runs_twice_per_batch_and_learns(haikou_sample, tiny_encoder_dir):
+    config = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir), rdrop=1.0, epochs=2)
+    train, dev = _records(haikou_sample, 40), _records(haikou_sample, 60)[40:]
+    spaces = {"category": haikou_sample.taxonomy.labels("category")}
+    result = ft.finetune(train, dev, spaces, config)
+    losses = [h["train_loss"] for h in result.history]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+
+
 def test_class_weights_keep_the_mean_row_weight_at_one():
     targets = torch.tensor([0, 0, 0, 0, 1, -100])
     w = class_weights(targets, 3, power=0.5)
@@ -62,7 +79,8 @@ def test_cached_lower_layers_give_the_same_logits_as_the_full_model(tiny_encoder
 
 
 @pytest.mark.parametrize("kwargs", [{"layers": 0}, {"layers": 2, "frozen_layers": 2},
-                                    {"max_length": 4}, {"device": "tpu"}, {"epochs": 0}])
+                                    {"max_length": 4}, {"device": "tpu"}, {"epochs": 0},
+                                    {"rdrop": -1.0}])
 def test_invalid_configs_say_what_is_wrong(kwargs):
     with pytest.raises(DataError):
         FinetuneConfig(**kwargs)
