@@ -363,7 +363,9 @@ def finetune(train: Sequence[Record], dev: Sequence[Record], spaces: Mapping[str
     ckpt = checkpoint_dir / "checkpoint.pt" if checkpoint_dir else None
     if ckpt is not None and ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if saved["config"] != config.to_dict() or saved["label_space"] != label_space:
+        # a field added since the checkpoint was written held its default there
+        written = {**asdict(FinetuneConfig()), **saved["config"]}
+        if written != config.to_dict() or saved["label_space"] != label_space:
             raise DataError(f"{ckpt} was written by a different configuration or label space; "
                             "delete it or use another output directory")
         model.load_state_dict(saved["model"])

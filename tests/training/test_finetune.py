@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -157,6 +159,13 @@ def test_resume_refuses_a_checkpoint_from_another_config(tmp_path, haikou_sample
         ft.finetune(train, dev, spaces, FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir),
                                                               epochs=1, lr=1e-3),
                     checkpoint_dir=tmp_path)
+
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del saved["config"]["rdrop"]  # written before the field existed: it held the default
+    torch.save(saved, tmp_path / "checkpoint.pt")
+    ft.finetune(train, dev, spaces, config, checkpoint_dir=tmp_path)  # resumes
+    with pytest.raises(DataError, match="different configuration"):
+        ft.finetune(train, dev, spaces, replace(config, rdrop=1.0), checkpoint_dir=tmp_path)
 
 
 def test_rows_without_any_known_label_are_refused(haikou_sample, tiny_encoder_dir):
