@@ -4,7 +4,8 @@
 
 From the run's fp32 graph (runs/<version>/model.fp32.onnx) it builds, in a temporary directory:
 fp32 as exported; fp32 with onnxruntime's transformer fusions (attention, skip-layer-norm, GELU);
-weight-only MatMulNBits int8 (today's export); static int8 (QDQ, activation scales fixed from
+int8 with one activation scale per token (today's export, training/export.py); weight-only
+MatMulNBits int8 (the export before it); static int8 (QDQ, activation scales fixed from
 calibration texts of the train split); dynamic int8 (activation scales per batch: run one text
 at a time, that is per text, hence batch-independent at batch 1 only), with every MatMul or with
 the FFN output projections kept fp32 (the layer dynamic int8 hurts most).
@@ -84,7 +85,27 @@ def served_accuracy(bundle: Path, onnx_path: Path, records: list, heads: list[st
             for h in heads}
 
 
+def _weight_only(src: Path, dst: Path) -> None:
+    """Weight-only int8 (MatMulNBits: 8 bits, symmetric blocks of 32, accuracy level 4)."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4,
+                                          bits=8)
+    quantizer = MatMulNBitsQuantizer(onnx.load(src), bits=8, block_size=32, is_symmetric=True,
+                                     accuracy_level=4, algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
+
+
 def build(fp32: Path, tmp: Path, calibration: list[list[int]], pad: int) -> dict[str, Path]:
+    """Every engine's graph, written into `tmp`; `calibration` are train texts' token ids."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -96,17 +117,21 @@ def build(fp32: Path, tmp: Path, calibration: list[list[int]], pad: int) -> dict
     )
     from onnxruntime.transformers.optimizer import optimize_model
 
-    from training.export import quantize_int8
+    from training.quantize import activation_ranges, quantize_int8
 
     out = {"onnx fp32": fp32}
     fused = tmp / "fused.onnx"
     optimize_model(str(fp32), model_type="bert", num_heads=12, hidden_size=384,
                    opt_level=1).save_model_to_file(str(fused))
     out["onnx fp32 fused"] = fused
-    quantize_int8(fp32, tmp / "nbits.onnx")
+    batches = [_pad(calibration[i:i + 32], pad) for i in range(0, len(calibration), 32)]
+    ranges = activation_ranges(fp32, batches)
+    quantize_int8(fp32, tmp / "per_token.onnx", ranges)
+    out["int8 per token, smoothed (served)"] = tmp / "per_token.onnx"
+    quantize_int8(fp32, tmp / "per_token_raw.onnx", None)
+    out["int8 per token, not smoothed"] = tmp / "per_token_raw.onnx"
+    _weight_only(fp32, tmp / "nbits.onnx")
     out["weight-only int8 (MatMulNBits)"] = tmp / "nbits.onnx"
-    quantize_int8(fused, tmp / "fused_nbits.onnx")
-    out["fused + weight-only int8"] = tmp / "fused_nbits.onnx"
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -164,6 +189,8 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=512)
     parser.add_argument("--bundle", type=Path, help="the run's bundle: adds the served Router's "
                         "accuracy per head with each engine (one text at a time)")
+    parser.add_argument("--only", nargs="*", default=[], help="measure only the engines whose "
+                        "name contains one of these (torch eager and fp32 always run)")
     args = parser.parse_args()
     model, tokenizer, config = load_torch(args.run / "torch.pt")
     heads = list(model.heads.keys())
@@ -184,7 +211,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = build(args.run / "model.fp32.onnx", Path(tmp), tok(splits["train"][:256]), pad)
         engines: dict[str, Engine] = {"torch eager fp32": _torch(model, heads)}
-        engines.update({name: _onnx(p, len(heads)) for name, p in paths.items()})
+        engines.update({name: _onnx(p, len(heads)) for name, p in paths.items()
+                        if name == "onnx fp32" or not args.only
+                        or any(o in name for o in args.only)})
         reference = logits(engines["onnx fp32"], tokens, pad, 32)
         base = None
         print(f"{len(tokens)} dev texts, max_length {config.max_length}, torch threads "

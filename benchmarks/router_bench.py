@@ -7,7 +7,8 @@ For each engine: texts/s at batch 1 and at batch 32, p50/p99 latency at batch 1,
 head on the texts (gold labels from the dataset split). The engines see identical token ids
 (tokenised once); batches of 32 are formed from texts ordered by length, as the Router forms
 them, and latency is measured on the first texts in their own order. Timings are wall-clock on
-this machine with the threads it has.
+this machine with the threads it has; with --repeats N the engines take turns N times and each
+figure is the median of its N runs, so a noisy minute does not favour one engine.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--split", default="dev")
     parser.add_argument("--texts", type=int, default=1000)
     parser.add_argument("--latency-texts", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
 
@@ -107,11 +109,16 @@ def main() -> None:
     engines = {"torch eager fp32": _torch_engine(model, heads),
                "onnx fp32": _onnx_engine(args.run / "model.fp32.onnx", len(heads)),
                "onnx int8 (bundle)": _onnx_engine(bundle.model_path, len(heads))}
-    results = {name: measure(e, tokens, pad, heads, targets, args.latency_texts)
-               for name, e in engines.items()}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in engines}
+    for _ in range(max(1, args.repeats)):  # engines take turns
+        for name, e in engines.items():
+            runs[name].append(measure(e, tokens, pad, heads, targets, args.latency_texts))
+    results = {name: {k: float(np.median([r[k] for r in rs])) for k in rs[0]}
+               for name, rs in runs.items()}
     base = results["torch eager fp32"]
     print(f"{len(records)} real texts from {args.dataset.name} {args.split} (+ later splits), "
-          f"torch threads {torch.get_num_threads()}; latency over the first {args.latency_texts}")
+          f"torch threads {torch.get_num_threads()}; latency over the first {args.latency_texts}; "
+          f"medians of {max(1, args.repeats)} runs per engine")
     cols = ["texts_per_s_batch32", "texts_per_s_batch1", "p50_ms_batch1", "p99_ms_batch1"] + [
         f"accuracy_{h}" for h in heads]
     print("| engine | " + " | ".join(cols) + " | batch32 speed-up vs torch | batch1 speed-up |")

@@ -369,7 +369,7 @@ def evaluate_bundle(bundle: Path, pairs_path: Path | None = None, *,
     pairs, provenance, sets = _pairs(pairs_path, haikou_dir, teddy_dir)
     if write_pairs_to is not None:
         write_pairs(pairs, write_pairs_to)
-    # One text per call: a bundle exported with dynamic int8 (before weight-only int8) gives
+    # One text per call: a bundle exported with dynamic int8 (before per-token int8) gives
     # outputs that depend on the other rows of a batch, so scores would depend on batch-mates.
     router = Router.load(bundle, threads=threads, batch_size=1)
     started = datetime.now(UTC)

@@ -1,9 +1,8 @@
-"""Export a fine-tuned model to ONNX (per-head logits + pooled embedding), quantise it to int8,
-and gate both steps: fp32 ONNX must match torch, int8 must not lose accuracy on dev."""
+"""Export a fine-tuned model to ONNX (per-head logits + pooled embedding) and gate it: fp32 ONNX
+must match torch, its int8 version (training/quantize.py) must not lose accuracy on dev."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,33 +45,6 @@ def export_onnx(model: MultiHeadModel, heads: Sequence[str], path: Path) -> None
         torch.onnx.export(graph, (ids, mask), str(path), input_names=list(INPUTS),
                           output_names=output_names(heads), dynamic_axes=dynamic,
                           opset_version=17, dynamo=False)
-
-
-def quantize_int8(src: Path, dst: Path) -> None:
-    """Weight-only int8 of the encoder's MatMuls (onnxruntime MatMulNBits: 8 bits, symmetric
-    blocks of 32, accuracy level 4 = int8 compute); the embedding table stays fp32.
-
-    Why weight-only: dynamic int8 quantises activations with one scale per batch, so a
-    complaint's logits moved by up to 1.05 with its batch-mates (92.6% of department argmaxes
-    equal to fp32 on 256 later Haikou texts, quick model). Weights quantised ahead of time give
-    the same answer whatever the batch (max logit difference 1.2e-6, as fp32's 1.4e-6) and
-    99.2% agreement with fp32, at fp32's speed or better (benchmarks/router_bench.py).
-    """
-    import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import (
-        DefaultWeightOnlyQuantConfig,
-        MatMulNBitsQuantizer,
-    )
-
-    # the quantizer logs every node it skips (hundreds of lines in the `make serve` output)
-    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
-
-    config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4,
-                                          bits=8)
-    quantizer = MatMulNBitsQuantizer(onnx.load(src), bits=8, block_size=32, is_symmetric=True,
-                                     accuracy_level=4, algo_config=config)
-    quantizer.process()
-    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
 
 
 def onnx_outputs(path: Path, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:

@@ -29,12 +29,14 @@ from model.probes import N_PROBES, PROBES
 from model.router import Router
 from training.calibration import fit_calibration
 from training.datasets import Dataset, Record, data_hash, load_dataset
-from training.export import check_parity, check_quantization, export_onnx, quantize_int8
+from training.export import check_parity, check_quantization, export_onnx
 from training.finetune import FinetuneConfig, FinetuneResult, finetune, label_ids, label_spaces
 from training.lexical_heads import choose_fusion, fit_lexical_heads
+from training.quantize import activation_ranges, quantize_int8
 
 # Dispatch is about the department: `auto` when it is confident enough to send the case there.
 DECISION_HEADS = ("department",)
+CALIBRATION_TEXTS = 256  # train texts that measure the int8 export's activation ranges
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
     heads = list(spaces)
     staging = Path(tempfile.mkdtemp(prefix="huying-export-"))
     try:
-        model_file, gates = _export(served, heads, dev, staging, options)
+        model_file, gates = _export(served, heads, dev, train, staging, options)
         shutil.copyfile(staging / "model.fp32.onnx", run / "model.fp32.onnx")
         dev_targets = {h: t.numpy() for h, t in label_ids(dev, spaces).items()}
         encoder_dev = (TorchPredictor(result).logits([r.text for r in dev]) if refit
@@ -205,8 +207,12 @@ def load_torch(path: Path) -> Any:
     return model.eval(), tokenizer, config
 
 
-def _export(result: FinetuneResult, heads: list[str], dev: Sequence[Record], staging: Path,
-            options: BuildOptions) -> tuple[Path, dict[str, Any]]:
+def _export(result: FinetuneResult, heads: list[str], dev: Sequence[Record],
+            train: Sequence[Record], staging: Path, options: BuildOptions
+            ) -> tuple[Path, dict[str, Any]]:
+    """The fp32 graph, checked against torch, then its int8 version (smoothing measured on
+    train texts), kept only if it passes the accuracy gate on dev."""
+
     fp32 = staging / "model.fp32.onnx"
     export_onnx(result.model, heads, fp32)
     ids, mask = _encode(result, [r.text for r in dev[:16]])
@@ -216,7 +222,9 @@ def _export(result: FinetuneResult, heads: list[str], dev: Sequence[Record], sta
         gates["precision"] = "fp32"
         return fp32, gates
     int8 = staging / "model.onnx"
-    quantize_int8(fp32, int8)
+    calibration = [_encode(result, [r.text for r in train[i:i + 32]])
+                   for i in range(0, min(len(train), CALIBRATION_TEXTS), 32)]
+    quantize_int8(fp32, int8, activation_ranges(fp32, calibration))
     targets = {h: t.numpy() for h, t in label_ids(dev, result.spaces).items()}
     try:
         loss = check_quantization(_onnx_logits(fp32, result, heads, dev),
