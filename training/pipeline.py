@@ -212,7 +212,6 @@ def _export(result: FinetuneResult, heads: list[str], dev: Sequence[Record],
             ) -> tuple[Path, dict[str, Any]]:
     """The fp32 graph, checked against torch, then its int8 version (smoothing measured on
     train texts), kept only if it passes the accuracy gate on dev."""
-
     fp32 = staging / "model.fp32.onnx"
     export_onnx(result.model, heads, fp32)
     ids, mask = _encode(result, [r.text for r in dev[:16]])
