@@ -61,8 +61,10 @@ def quantize_int8(src: Path, dst: Path, ranges: dict[str, np.ndarray] | None,
 
     model = onnx.load(src)
     graph = model.graph
-    weights = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in graph.initializer}
     matmuls = _weight_matmuls(graph)
+    names = {n.input[1] for n in matmuls}
+    weights = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in graph.initializer
+               if t.name in names}
     weight_range: dict[str, np.ndarray] = {}  # per input: max |W_k| over all its MatMuls
     for node in matmuls:
         w_max = np.abs(weights[node.input[1]]).max(axis=1)
