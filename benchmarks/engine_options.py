@@ -4,7 +4,7 @@
 
 From the run's fp32 graph (runs/<version>/model.fp32.onnx) it builds, in a temporary directory:
 fp32 as exported; fp32 with onnxruntime's transformer fusions (attention, skip-layer-norm, GELU);
-int8 with one activation scale per token (today's export, training/export.py); weight-only
+int8 with one activation scale per token (today's export, training/quantize.py); weight-only
 MatMulNBits int8 (the export before it); static int8 (QDQ, activation scales fixed from
 calibration texts of the train split); dynamic int8 (activation scales per batch: run one text
 at a time, that is per text, hence batch-independent at batch 1 only), with every MatMul or with
