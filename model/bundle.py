@@ -5,7 +5,7 @@
     model.onnx        per-head logits + pooled, L2-normalised embedding (int8 by default)
     tokenizer.json    the `tokenizers` tokenizer the model was trained with
     taxonomy.json     snapshot of the duty list the model routes into
-    calibration.json  temperatures, per-class thresholds, decision heads
+    calibration.json  temperatures, per-class thresholds, decision heads and models
     metrics.json      evaluation on dev/test, beside the baseline
     model_card.md     what it is, what it was trained on, how good it is, its limits
     lexical.json      char n-gram document frequencies of the training texts, for duplicate
@@ -145,6 +145,12 @@ def _check_consistency(bundle: Bundle) -> None:
                             f"thresholds for {head}, the label space has {len(space)}")
         if head not in bundle.calibration.temperatures:
             problems.append(f"calibration has no temperature for {head}")
+        model = bundle.calibration.decision_models.get(head)
+        if model is not None and (len(model.log_support) != len(space)
+                                  or len(model.coefficients) != len(model.FEATURES)):
+            problems.append(f"the {head} decision model has {len(model.log_support)} labels and "
+                            f"{len(model.coefficients)} coefficients, the label space has "
+                            f"{len(space)} labels and it needs {len(model.FEATURES)}")
     extra = set(bundle.calibration.decision_heads) - set(bundle.heads)
     if extra:
         problems.append(f"decision heads {sorted(extra)} are not heads of this model")

@@ -2,7 +2,7 @@
 
 normalise → tokenise → ONNX (per-head logits + pooled embedding), fused with a char n-gram
 linear model per head (model/lexical_heads.py) → temperatures → joint
-category/subcategory decoding → top-k per head → `auto` or `review` by per-class thresholds.
+category/subcategory decoding → top-k per head → `auto` or `review` (model/calibration.py).
 Needs onnxruntime, tokenizers and numpy only.
 
     router = Router.load("bundles/haikou12345-v1")
@@ -147,6 +147,12 @@ class Router:
     def infer(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Logits per head (the encoder's, fused with the char n-gram part where the bundle has
         one) and embeddings for already-normalised texts, in input order."""
+        encoder, lexical, embeddings = self._infer_parts(texts)
+        return (encoder if lexical is None else fuse(encoder, lexical, self._fusion)), embeddings
+
+    def _infer_parts(self, texts: Sequence[str]
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, np.ndarray]:
+        """The encoder's logits, the n-gram scores (None without that part) and embeddings."""
         heads = self.bundle.heads
         n = len(texts)
         logits = {h: np.zeros((n, len(self.spaces[h])), dtype=np.float32) for h in heads}
@@ -168,9 +174,8 @@ class Router:
             embeddings[rows] = emb
             for h, values in zip(heads, head_logits, strict=True):
                 logits[h][rows] = values
-        if self.lexical_heads is not None:
-            logits = fuse(logits, self.lexical_heads.scores(texts), self._fusion)
-        return logits, embeddings
+        lexical = None if self.lexical_heads is None else self.lexical_heads.scores(texts)
+        return logits, lexical, embeddings
 
     def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         logits, _ = self.infer([normalize_text(t) for t in texts])
@@ -186,7 +191,8 @@ class Router:
         normalised = [normalize_text(t) for t in texts]
         if not normalised:
             return []
-        logits, embeddings = self.infer(normalised)
+        encoder, lexical, embeddings = self._infer_parts(normalised)
+        logits = encoder if lexical is None else fuse(encoder, lexical, self._fusion)
         if check_finite:
             finite = np.isfinite(embeddings).all(axis=1)
             for values in logits.values():
@@ -196,12 +202,17 @@ class Router:
                     f"the model ({self.version}) gave non-finite outputs for "
                     f"{int((~finite).sum())} of {len(texts)} complaints; the bundle is damaged: "
                     "swap in another version")
-        probs = self.bundle.calibration.probabilities(logits)
+        calibration = self.bundle.calibration
+        probs = calibration.probabilities(logits)
         ranked = decode(probs, self.spaces, k=TOP_K)
+        chosen_index = {h: np.array([self._label_index[h][row[h].label] for row in ranked])
+                        for h in probs}
+        p_correct = calibration.p_correct(probs, encoder, lexical, chosen_index)
         out = []
         for i, row in enumerate(ranked):
-            chosen = {h: (self._label_index[h][r.label], r.confidence) for h, r in row.items()}
-            decision = self.bundle.calibration.decide(chosen) if normalised[i] else "review"
+            chosen = {h: (int(chosen_index[h][i]), r.confidence) for h, r in row.items()}
+            decision = (calibration.decide(chosen, {h: float(p[i]) for h, p in p_correct.items()})
+                        if normalised[i] else "review")
             duty = None
             if "subcategory" in row:
                 duty = self.bundle.taxonomy.entry(row["subcategory"].label)

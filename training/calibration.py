@@ -1,4 +1,5 @@
-"""Fit the calibration on the dev split: a temperature per head, thresholds per class."""
+"""Fit the calibration on the dev split: a temperature per head, thresholds per class, and for a
+hybrid router's decision heads a decision model where it covers more of dev at the target."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from model.calibration import NEVER, Calibration, softmax
+from model.calibration import NEVER, Calibration, DecisionModel, softmax
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
@@ -63,15 +64,67 @@ def _lowest_threshold(confidence: np.ndarray, correct: np.ndarray, target: float
     return float(confidence[order][np.nonzero(ok)[0].max()])
 
 
+def fit_decision_model(probs: np.ndarray, encoder: np.ndarray, lexical: np.ndarray,
+                       targets: np.ndarray, support: np.ndarray, target: float,
+                       min_support: int = 10, folds: int = 5) -> tuple[DecisionModel, float] | None:
+    """A logistic P(correct) over DecisionModel.FEATURES and its threshold for `target`
+    precision, chosen on out-of-fold scores (each row scored by a model that never saw it); with
+    the share of rows it passes out-of-fold. None with too few right or wrong rows to fit."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    keep = targets >= 0
+    probs, encoder, lexical, targets = probs[keep], encoder[keep], lexical[keep], targets[keep]
+    correct = probs.argmax(1) == targets
+    if min(correct.sum(), (~correct).sum()) < max(folds, min_support):
+        return None
+    shell = DecisionModel(coefficients=(), intercept=0.0, threshold=NEVER,
+                          part_temperatures=(fit_temperature(encoder, targets),
+                                             fit_temperature(lexical, targets)),
+                          log_support=tuple(np.log1p(support).tolist()))
+    x = shell.features(probs, encoder, lexical)
+    out_of_fold = np.zeros(len(x))
+    for fit_rows, scored in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, correct):
+        fold = LogisticRegression(C=0.1, max_iter=1000).fit(x[fit_rows], correct[fit_rows])
+        out_of_fold[scored] = fold.predict_proba(x[scored])[:, 1]
+    threshold = _lowest_threshold(out_of_fold, correct, target, min_support)
+    fitted = LogisticRegression(C=0.1, max_iter=1000).fit(x, correct)
+    model = DecisionModel(coefficients=tuple(float(c) for c in fitted.coef_[0]),
+                          intercept=float(fitted.intercept_[0]), threshold=threshold,
+                          part_temperatures=shell.part_temperatures, log_support=shell.log_support)
+    return model, float((out_of_fold >= threshold).mean())
+
+
 def fit_calibration(logits: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray],
                     decision_heads: Sequence[str], target_precision: float = 0.95,
-                    min_support: int = 10) -> Calibration:
+                    min_support: int = 10,
+                    parts: tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]] | None = None,
+                    support: Mapping[str, np.ndarray] | None = None) -> Calibration:
+    """Temperatures and per-class thresholds for every head; with `parts` (the encoder's logits
+    and the n-gram scores behind `logits`) and `support` (training rows per label), a decision
+    model for each decision head where it passes more of these rows out-of-fold than the
+    thresholds pass in-sample."""
     temperatures = {h: fit_temperature(v, targets[h]) for h, v in logits.items()}
-    thresholds = {h: tuple(thresholds_for_precision(softmax(v, temperatures[h]), targets[h],
-                                                    target_precision, min_support))
-                  for h, v in logits.items()}
+    probs = {h: softmax(v, temperatures[h]) for h, v in logits.items()}
+    thresholds = {h: tuple(thresholds_for_precision(probs[h], targets[h], target_precision,
+                                                    min_support)) for h in logits}
+    models = {}
+    for head in decision_heads:
+        if parts is None or support is None or head not in parts[1]:
+            continue
+        fitted = fit_decision_model(probs[head], parts[0][head], parts[1][head], targets[head],
+                                    support[head], target_precision, min_support)
+        if fitted and fitted[1] > _passed(probs[head], targets[head], thresholds[head]):
+            models[head] = fitted[0]
     return Calibration(temperatures=temperatures, thresholds=thresholds,
-                       decision_heads=tuple(decision_heads), target_precision=target_precision)
+                       decision_heads=tuple(decision_heads), target_precision=target_precision,
+                       decision_models=models)
+
+
+def _passed(probs: np.ndarray, targets: np.ndarray, thresholds: Sequence[float]) -> float:
+    """The share of labelled rows whose top label clears its per-class threshold."""
+    p = probs[targets >= 0]
+    return float((p.max(1) >= np.asarray(thresholds)[p.argmax(1)]).mean()) if len(p) else 0.0
 
 
 def expected_calibration_error(probs: np.ndarray, targets: np.ndarray) -> float:

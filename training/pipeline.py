@@ -119,9 +119,12 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
         lexical_dev = lexical_heads.scores([normalize_text(r.text) for r in dev])
         fusion, parts = choose_fusion(encoder_dev, lexical_dev, dev_targets)
         dev_logits = fuse(encoder_dev, lexical_dev, fusion)
+        support = {h: np.bincount(t[t >= 0], minlength=len(spaces[h]))
+                   for h, t in ((h, t.numpy()) for h, t in label_ids(train, spaces).items())}
         calibration = fit_calibration(dev_logits, dev_targets,
                                       [h for h in options.decision_heads if h in heads] or heads,
-                                      options.target_precision)
+                                      options.target_precision, parts=(encoder_dev, lexical_dev),
+                                      support=support)
         if refit:
             lexical_heads = fit_lexical_heads(fit_rows, spaces)
         lexical_heads.save(staging / LEXICAL_HEADS)
@@ -313,9 +316,12 @@ def model_card(manifest: Mapping[str, Any], metrics: Mapping[str, Any],
             if m:
                 lines.append(f"| {split} | {head} | {m['accuracy']:.3f} | {m['top3_accuracy']:.3f} "
                              f"| {m['rows']} |")
+    rules = [f"{h}: its decision model's P(correct) ≥ {calibration.decision_models[h].threshold:.3f}"
+             if h in calibration.decision_models else f"{h}: above per-class thresholds"
+             for h in calibration.decision_heads]
     lines += ["", "## Decisions",
-              f"`auto` needs {', '.join(calibration.decision_heads)} above per-class thresholds "
-              f"chosen on dev for precision {calibration.target_precision:.2f}. Temperatures: "
+              f"`auto` needs {'; '.join(rules)} (chosen on dev for precision "
+              f"{calibration.target_precision:.2f}). Temperatures: "
               + ", ".join(f"{h} {t:.2f}" for h, t in calibration.temperatures.items()) + "."]
     for split in ("dev", "test"):
         if split in metrics:

@@ -68,6 +68,17 @@ def test_thresholds_that_do_not_fit_the_label_space_are_refused(bundle_copy):
         load_bundle(bundle_copy)
 
 
+def test_a_decision_model_that_does_not_fit_the_label_space_is_refused(bundle_copy):
+    cal = json.loads((bundle_copy / "calibration.json").read_text(encoding="utf-8"))
+    labels = len(cal["thresholds"]["department"])
+    cal["decision_models"] = {"department": {
+        "coefficients": [1.0] * 5, "intercept": 0.0, "threshold": 0.9,
+        "part_temperatures": [1.0, 1.0], "log_support": [0.0] * (labels - 1)}}
+    _rewrite(bundle_copy, "calibration.json", cal)
+    with pytest.raises(BundleError, match="department decision model"):
+        load_bundle(bundle_copy)
+
+
 def test_labels_missing_from_the_taxonomy_snapshot_are_refused(bundle_copy):
     tax = json.loads((bundle_copy / "taxonomy.json").read_text(encoding="utf-8"))
     removed = tax["departments"].pop(0)
