@@ -126,7 +126,10 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
         taxonomy = Taxonomy.from_dict(_read_json(path / "taxonomy.json"))
     except TaxonomyError as exc:
         raise BundleError(f"bundle {path}: taxonomy.json is invalid: {exc}") from exc
-    calibration = Calibration.from_dict(_read_json(path / "calibration.json"))
+    try:
+        calibration = Calibration.from_dict(_read_json(path / "calibration.json"))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise BundleError(f"bundle {path}: calibration.json is invalid: {exc!r}") from exc
     bundle = Bundle(path=path, manifest=manifest, taxonomy=taxonomy, calibration=calibration,
                     metrics=_read_json(path / "metrics.json"))
     _check_consistency(bundle)

@@ -79,6 +79,14 @@ def test_a_decision_model_that_does_not_fit_the_label_space_is_refused(bundle_co
         load_bundle(bundle_copy)
 
 
+def test_a_calibration_missing_a_field_is_refused(bundle_copy):
+    cal = json.loads((bundle_copy / "calibration.json").read_text(encoding="utf-8"))
+    cal["decision_models"] = {"department": {"coefficients": [1.0] * 5}}
+    _rewrite(bundle_copy, "calibration.json", cal)
+    with pytest.raises(BundleError, match="calibration.json is invalid"):
+        load_bundle(bundle_copy)
+
+
 def test_labels_missing_from_the_taxonomy_snapshot_are_refused(bundle_copy):
     tax = json.loads((bundle_copy / "taxonomy.json").read_text(encoding="utf-8"))
     removed = tax["departments"].pop(0)
