@@ -119,8 +119,9 @@ def package_router(result: FinetuneResult, dataset: Dataset, splits: Mapping[str
         lexical_dev = lexical_heads.scores([normalize_text(r.text) for r in dev])
         fusion, parts = choose_fusion(encoder_dev, lexical_dev, dev_targets)
         dev_logits = fuse(encoder_dev, lexical_dev, fusion)
+        train_targets = {h: t.numpy() for h, t in label_ids(train, spaces).items()}
         support = {h: np.bincount(t[t >= 0], minlength=len(spaces[h]))
-                   for h, t in ((h, t.numpy()) for h, t in label_ids(train, spaces).items())}
+                   for h, t in train_targets.items()}
         calibration = fit_calibration(dev_logits, dev_targets,
                                       [h for h in options.decision_heads if h in heads] or heads,
                                       options.target_precision, parts=(encoder_dev, lexical_dev),
