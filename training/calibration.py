@@ -102,8 +102,9 @@ def fit_calibration(logits: Mapping[str, np.ndarray], targets: Mapping[str, np.n
                     support: Mapping[str, np.ndarray] | None = None) -> Calibration:
     """Temperatures and per-class thresholds for every head; with `parts` (the encoder's logits
     and the n-gram scores behind `logits`) and `support` (training rows per label), a decision
-    model for each decision head where it passes more of these rows out-of-fold than the
-    thresholds pass in-sample."""
+    model for each decision head unless the per-class thresholds, judged the same way (chosen
+    on four fifths of these rows, applied to the fifth), reach the target precision and pass
+    more rows."""
     temperatures = {h: fit_temperature(v, targets[h]) for h, v in logits.items()}
     probs = {h: softmax(v, temperatures[h]) for h, v in logits.items()}
     thresholds = {h: tuple(thresholds_for_precision(probs[h], targets[h], target_precision,
@@ -114,17 +115,33 @@ def fit_calibration(logits: Mapping[str, np.ndarray], targets: Mapping[str, np.n
             continue
         fitted = fit_decision_model(probs[head], parts[0][head], parts[1][head], targets[head],
                                     support[head], target_precision, min_support)
-        if fitted and fitted[1] > _passed(probs[head], targets[head], thresholds[head]):
+        if fitted is None:
+            continue
+        share, precision = _thresholds_out_of_fold(probs[head], targets[head], target_precision,
+                                                   min_support)
+        if precision < target_precision or fitted[1] > share:
             models[head] = fitted[0]
     return Calibration(temperatures=temperatures, thresholds=thresholds,
                        decision_heads=tuple(decision_heads), target_precision=target_precision,
                        decision_models=models)
 
 
-def _passed(probs: np.ndarray, targets: np.ndarray, thresholds: Sequence[float]) -> float:
-    """The share of labelled rows whose top label clears its per-class threshold."""
-    p = probs[targets >= 0]
-    return float((p.max(1) >= np.asarray(thresholds)[p.argmax(1)]).mean()) if len(p) else 0.0
+def _thresholds_out_of_fold(probs: np.ndarray, targets: np.ndarray, target: float,
+                            min_support: int, folds: int = 5) -> tuple[float, float]:
+    """(share passed, precision) of per-class thresholds applied to rows they were not chosen
+    on. Chosen on the same rows they look better: on Haikou dev 95% in-sample was 92–94% here."""
+    from sklearn.model_selection import StratifiedKFold
+
+    keep = targets >= 0
+    probs, targets = probs[keep], targets[keep]
+    correct = probs.argmax(1) == targets
+    passed = np.zeros(len(targets), dtype=bool)
+    for fit_rows, scored in StratifiedKFold(folds, shuffle=True, random_state=0).split(probs,
+                                                                                      correct):
+        chosen = np.asarray(thresholds_for_precision(probs[fit_rows], targets[fit_rows], target,
+                                                     min_support))
+        passed[scored] = probs[scored].max(1) >= chosen[probs[scored].argmax(1)]
+    return float(passed.mean()), float(correct[passed].mean()) if passed.any() else 0.0
 
 
 def expected_calibration_error(probs: np.ndarray, targets: np.ndarray) -> float:
