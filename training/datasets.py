@@ -12,6 +12,7 @@ and training uses them for that head alone.
         text: text
         time: {field: ticket_id, format: "%Y%m%d", chars: 8}
         heads: {category: cat2, subcategory: [cat2, cat3], department: dept}
+        auxiliary: {older_topic: [cat1, cat2]}  # trains the encoder only, never served
     splits:                                     # by time; `until` is exclusive
       train: {until: "2018-04-01"}
       dev: {from: "2018-04-01", until: "2018-04-16"}
@@ -28,7 +29,7 @@ import json
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -54,6 +55,9 @@ class Record:
     source: str
     time: datetime | None = None
     raw_text: str = ""
+    # Labels of a source's own scheme (`auxiliary` in its config): they train the encoder
+    # through a head of their own, dropped once training ends; nothing serves or scores them.
+    auxiliary: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property  # splits and reports ask for it several times per record
     def text_hash(self) -> str:
@@ -69,12 +73,19 @@ class SourceConfig:
     id: str | None = None
     time: Mapping[str, Any] | None = None  # {field, format, chars?}
     heads: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
+    # name -> field, or fields joined with "/": labels the served heads cannot use (the older
+    # Haikou tickets' own categories) that still teach the encoder what the texts are about
+    auxiliary: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
     name: str = ""
 
     def __post_init__(self) -> None:
         unknown = [h for h in self.heads if h not in HEADS]
         if unknown:
             raise DataError(f"source {self.path}: unknown head(s) {unknown}; heads are {HEADS}")
+        bad = [n for n in self.auxiliary if not str(n).isidentifier()]
+        if bad:
+            raise DataError(f"source {self.path}: auxiliary label names must be identifiers "
+                            f"(letters, digits, _), got {bad}")
         sub = self.heads.get("subcategory")
         if sub is not None and (isinstance(sub, str) or len(sub) != 2):
             raise DataError(f"source {self.path}: subcategory must be [category_field, "
@@ -111,7 +122,7 @@ def load_dataset_config(path: str | Path) -> DatasetConfig:
     for i, s in enumerate(raw["sources"]):
         if not isinstance(s, dict) or "path" not in s:
             raise DataError(f"{path}: sources[{i}] needs a `path`")
-        known = {"path", "text", "id", "time", "heads", "name"}
+        known = {"path", "text", "id", "time", "heads", "auxiliary", "name"}
         if set(s) - known:
             raise DataError(f"{path}: sources[{i}] has unknown keys {sorted(set(s) - known)}")
         sources.append(SourceConfig(**{**s, "path": (base / s["path"]).resolve(),
@@ -171,9 +182,14 @@ def records_from_rows(rows: Iterable[Mapping[str, Any]], source: SourceConfig) -
                 value = subcategory_key(*cells) if all(cells) else ""
             if value:
                 labels[head] = value
+        auxiliary = {}
+        for name, aux_fields in source.auxiliary.items():
+            cells = [_cell(row.get(f)) for f in ([aux_fields] if isinstance(aux_fields, str) else aux_fields)]
+            if all(cells):
+                auxiliary[name] = "/".join(cells)
         rid = str(row[source.id]) if source.id and row.get(source.id) is not None else f"{source.name}:{n}"
         yield Record(id=rid, text=text, labels=labels, source=source.name,
-                     time=_parse_time(row, source, n + 1), raw_text=raw)
+                     time=_parse_time(row, source, n + 1), raw_text=raw, auxiliary=auxiliary)
 
 
 def _cell(value: Any) -> str:
@@ -237,8 +253,7 @@ def load_dataset(config: DatasetConfig | str | Path) -> Dataset:
             unknown = [h for h, v in rec.labels.items() if v not in spaces[h]]
             if unknown:
                 dropped.update(unknown)
-                rec = Record(rec.id, rec.text, {h: v for h, v in rec.labels.items() if h not in unknown},
-                             rec.source, rec.time, rec.raw_text)
+                rec = replace(rec, labels={h: v for h, v in rec.labels.items() if h not in unknown})
             records.append(rec)
     return Dataset(config=config, taxonomy=taxonomy, records=records, dropped_labels=dropped)
 

@@ -18,7 +18,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -277,8 +277,7 @@ def training_set(dataset: Dataset, corrections: Iterable[Mapping[str, Any] | Cor
             labels = _merge(original.labels, _in_space(c.labels, spaces, dropped))
             if labels == dict(original.labels):
                 continue  # an accepted label: nothing changes
-            rows[name][i] = Record(original.id, original.text, labels, original.source,
-                                   original.time, original.raw_text)
+            rows[name][i] = replace(original, labels=labels)
             overridden.append(cid)
             continue
         new = _rows_of(c, spaces, dropped)

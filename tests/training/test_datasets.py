@@ -234,6 +234,21 @@ def test_records_keep_only_the_heads_they_have() -> None:
     assert [r.id for r in records] == ["1", "2", "3", "4"]
 
 
+def test_auxiliary_labels_are_kept_apart_from_the_heads() -> None:
+    src = source(heads={"department": "dept"}, auxiliary={"older_topic": ["cat1", "cat2"]})
+    rows = [{"text": "路灯坏了", "cat1": "城管问题", "cat2": "路灯", "dept": "城管"},
+            {"text": "噪音扰民", "cat1": "城管问题", "cat2": "", "dept": "城管"}]
+    records = list(records_from_rows(rows, src))
+    assert [dict(r.labels) for r in records] == [{"department": "城管"}] * 2
+    assert [dict(r.auxiliary) for r in records] == [{"older_topic": "城管问题/路灯"}, {}]
+
+
+def test_auxiliary_names_must_be_identifiers(tmp_path: Path) -> None:
+    message = config_error(tmp_path, {"name": "c", "taxonomy": "t", "sources": [
+        {**GOOD_SOURCE, "auxiliary": {"older topic": "cat1"}}]})
+    assert "auxiliary label names must be identifiers" in message and "older topic" in message
+
+
 def test_a_label_zero_is_kept() -> None:
     records = list(records_from_rows([{"text": "路灯坏了", "label": 0}],
                                      source(heads={"category": "label"})))

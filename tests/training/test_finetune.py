@@ -219,3 +219,19 @@ def test_without_dev_it_trains_the_given_epochs_and_keeps_the_last(haikou_sample
     result = ft.finetune(train, [], spaces, config)
     assert [e["epoch"] for e in result.history] == [1, 2] and result.best_epoch == 2
     assert set(result.history[0]) == {"epoch", "train_loss"}
+
+
+def test_an_auxiliary_head_trains_the_encoder_and_is_dropped(haikou_sample, tiny_encoder_dir):
+    train = [replace(r, auxiliary={"older_topic": "丙" if i == 0 else "甲" if i % 2 else "乙"})
+             for i, r in enumerate(_records(haikou_sample, 40))]
+    dev = _records(haikou_sample, 60)[40:]
+    spaces = {"category": haikou_sample.taxonomy.labels("category")}
+    assert ft.auxiliary_spaces(train) == {"auxiliary_older_topic": ("乙", "甲")}
+    config = FinetuneConfig.from_preset("tiny", base=str(tiny_encoder_dir))
+    with_aux = ft.finetune(train, dev, spaces, replace(config, auxiliary=True))
+    without = ft.finetune(train, dev, spaces, config)
+    assert set(with_aux.model.heads) == set(with_aux.spaces) == {"category"}
+    assert set(with_aux.history[0]) == set(without.history[0])  # never scored on dev
+    trained = [n for n, p in with_aux.model.encoder.named_parameters() if p.requires_grad]
+    a, b = dict(with_aux.model.encoder.named_parameters()), dict(without.model.encoder.named_parameters())
+    assert any(not torch.equal(a[n], b[n]) for n in trained)
