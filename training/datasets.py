@@ -82,6 +82,11 @@ class SourceConfig:
         unknown = [h for h in self.heads if h not in HEADS]
         if unknown:
             raise DataError(f"source {self.path}: unknown head(s) {unknown}; heads are {HEADS}")
+        if not isinstance(self.auxiliary, Mapping) or not all(
+                isinstance(f, str) or (isinstance(f, Sequence) and f and all(isinstance(x, str) for x in f))
+                for f in self.auxiliary.values()):
+            raise DataError(f"source {self.path}: auxiliary must map a name to a field or a list of "
+                            "fields, e.g. {older_topic: [cat1, cat2]}")
         bad = [n for n in self.auxiliary if not str(n).isidentifier()]
         if bad:
             raise DataError(f"source {self.path}: auxiliary label names must be identifiers "

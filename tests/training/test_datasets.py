@@ -247,6 +247,10 @@ def test_auxiliary_names_must_be_identifiers(tmp_path: Path) -> None:
     message = config_error(tmp_path, {"name": "c", "taxonomy": "t", "sources": [
         {**GOOD_SOURCE, "auxiliary": {"older topic": "cat1"}}]})
     assert "auxiliary label names must be identifiers" in message and "older topic" in message
+    for bad in ({"older_topic": 3}, ["cat1"], {"older_topic": []}):
+        message = config_error(tmp_path, {"name": "c", "taxonomy": "t", "sources": [
+            {**GOOD_SOURCE, "auxiliary": bad}]})
+        assert "auxiliary must map a name to a field or a list of fields" in message
 
 
 def test_a_label_zero_is_kept() -> None:
