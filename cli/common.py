@@ -45,8 +45,8 @@ DatasetArg = Annotated[Path, typer.Argument(
     help="Dataset config (YAML), e.g. data/datasets/haikou12345.yaml", show_default=False)]
 
 
-PresetOpt = Annotated[str, typer.Option(help="Training preset: quick (demo, ~8 min on 2 CPU "
-                                        "cores), full (~20 min, the most accurate), gpu (all layers, "
+PresetOpt = Annotated[str, typer.Option(help="Training preset: quick (demo, 6-15 min on 2 CPU "
+                                        "cores), full (15-35 min, the most accurate), gpu (all layers, "
                                         "for a CUDA machine), tiny (tests).")]
 
 
